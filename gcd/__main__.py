@@ -1,0 +1,3 @@
+from gcd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""The only module that imports docker: a typed facade over `docker.APIClient`.
+
+Every docker and requests exception is translated here, in one place, into gcd's own
+outcomes and errors (`engine-facts.md` §1.1 for the status codes per engine version).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from gcd.errors import EngineError, EngineUnreachableError
+
+DEFAULT_TIMEOUT_SECONDS = 60
+
+
+class RemoveStatus(StrEnum):
+    REMOVED = "removed"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveResult:
+    status: RemoveStatus
+    message: str = ""
+
+
+def _unreachable(host: str, exc: Exception) -> EngineUnreachableError:
+    return EngineUnreachableError(
+        f"cannot reach the Docker engine at {host}: {exc}. Is dockerd running, and may this "
+        "user open its socket? Set --host or DOCKER_HOST to choose another engine"
+    )
+
+
+class Engine:
+    """A Docker engine. Methods return parsed JSON of the Engine API; records are made in
+    `snapshot.py`. The client is created lazily, so constructing an Engine never fails."""
+
+    def __init__(self, host: str | None = None, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.timeout = timeout
+        self._client: docker.APIClient | None = None
+
+    @property
+    def client(self) -> docker.APIClient:
+        if self._client is None:
+            try:
+                self._client = docker.APIClient(
+                    base_url=self.host, version="auto", timeout=self.timeout
+                )
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise _unreachable(self.host, exc) from exc
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except requests.exceptions.ConnectionError as exc:
+            raise _unreachable(self.host, exc) from exc
+        except requests.exceptions.RequestException as exc:
+            raise EngineError(f"{what} failed: {exc}") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{what} failed: {exc.explanation or exc}") from exc
+        except docker.errors.DockerException as exc:
+            raise _unreachable(self.host, exc) from exc
+
+    def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET /info", self.client.info)
+        return result
+
+    def version(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET /version", self.client.version)
+        return result
+
+    def ping(self) -> bool:
+        return bool(self._call("GET /_ping", self.client.ping))
+
+    def list_images(self) -> list[dict[str, Any]]:
+        """`GET /images/json?all=0`: top-level images, one call whatever their number."""
+        result: list[dict[str, Any]] = self._call(
+            "GET /images/json", lambda: self.client.images(all=False)
+        )
+        return result
+
+    def list_containers(self) -> list[dict[str, Any]]:
+        """`GET /containers/json?all=1`: containers in every state, without sizes."""
+        result: list[dict[str, Any]] = self._call(
+            "GET /containers/json", lambda: self.client.containers(all=True, size=False)
+        )
+        return result
+
+    def system_df(self) -> dict[str, Any]:
+        """`GET /system/df`: expensive (walks container layers and volumes); never per tick."""
+        result: dict[str, Any] = self._call("GET /system/df", self.client.df)
+        return result
+
+    def inspect_image(self, image: str) -> dict[str, Any] | None:
+        """`GET /images/{id}/json`, or None when the image does not exist."""
+        try:
+            result: dict[str, Any] = self._call(
+                f"GET /images/{image}/json", lambda: self.client.inspect_image(image)
+            )
+        except EngineError as exc:
+            if isinstance(exc.__cause__, docker.errors.NotFound):
+                return None
+            raise
+        return result
+
+    def inspect_container(self, container: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self._call(
+                f"GET /containers/{container}/json",
+                lambda: self.client.inspect_container(container),
+            )
+        except EngineError as exc:
+            if isinstance(exc.__cause__, docker.errors.NotFound):
+                return None
+            raise
+        return result
+
+    def remove_image(self, name: str) -> RemoveResult:
+        """`DELETE /images/{name}` — never with force — classified, never raised (except when
+        the engine is unreachable, which ends the run)."""
+        try:
+            self.client.remove_image(name, force=False, noprune=False)
+        except docker.errors.NotFound as exc:
+            return RemoveResult(RemoveStatus.NOT_FOUND, str(exc.explanation or exc))
+        except docker.errors.APIError as exc:
+            code = exc.status_code or 0
+            status = RemoveStatus.CONFLICT if code == 409 else RemoveStatus.SERVER_ERROR
+            return RemoveResult(status, str(exc.explanation or exc))
+        except requests.exceptions.ConnectionError as exc:
+            raise _unreachable(self.host, exc) from exc
+        except requests.exceptions.Timeout as exc:
+            return RemoveResult(RemoveStatus.TIMEOUT, str(exc))
+        except requests.exceptions.RequestException as exc:
+            return RemoveResult(RemoveStatus.SERVER_ERROR, str(exc))
+        except docker.errors.DockerException as exc:
+            raise _unreachable(self.host, exc) from exc
+        return RemoveResult(RemoveStatus.REMOVED)
+
+    def events(self, since: int | None = None, **filters: list[str]) -> Iterator[dict[str, Any]]:
+        """`GET /events` as decoded dicts; ends silently when dockerd stops (reconnect)."""
+        stream: Iterator[dict[str, Any]] = self._call(
+            "GET /events",
+            lambda: self.client.events(since=since, filters=filters or None, decode=True),
+        )
+        return stream

@@ -1,0 +1,82 @@
+"""The error tree of gcd, each branch tied to a documented exit code.
+
+GcdError
+├── PolicyError            exit 2  the policy file is invalid (all problems at once)
+├── UsageError             exit 2  command-line misuse
+├── EngineUnreachableError exit 3  the Docker engine cannot be reached
+├── EngineError            exit 1  the engine answered something gcd cannot use
+├── RunRefusedError        exit 4  the plan exceeds a safety limit; nothing was deleted
+├── LockHeldError          exit 5  another gcd process is executing on this host
+└── StateError             exit 1  the state directory cannot be read or written
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    SOME_FAILED = 1
+    BAD_POLICY_OR_USAGE = 2
+    ENGINE_UNREACHABLE = 3
+    RUN_REFUSED = 4
+    LOCKED = 5
+
+
+class GcdError(Exception):
+    exit_code: ExitCode = ExitCode.SOME_FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """One problem in a policy file, located as precisely as the YAML allows."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class PolicyError(GcdError):
+    exit_code = ExitCode.BAD_POLICY_OR_USAGE
+
+    def __init__(self, problems: list[PolicyProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class PatternError(ValueError):
+    """A glob or regex in a keep rule that cannot be compiled."""
+
+
+class UsageError(GcdError):
+    exit_code = ExitCode.BAD_POLICY_OR_USAGE
+
+
+class EngineUnreachableError(GcdError):
+    exit_code = ExitCode.ENGINE_UNREACHABLE
+
+
+class EngineError(GcdError):
+    exit_code = ExitCode.SOME_FAILED
+
+
+class RunRefusedError(GcdError):
+    exit_code = ExitCode.RUN_REFUSED
+
+
+class LockHeldError(GcdError):
+    exit_code = ExitCode.LOCKED
+
+
+class StateError(GcdError):
+    exit_code = ExitCode.SOME_FAILED

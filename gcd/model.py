@@ -1,0 +1,156 @@
+"""Immutable records of Docker state, parsed once at the edge. No I/O here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+DEFAULT_REGISTRY = "docker.io"
+_LEGACY_REGISTRIES = frozenset({"index.docker.io", "registry-1.docker.io"})
+_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+class ReferenceError(ValueError):
+    """Text that is not a Docker image reference."""
+
+
+def _is_registry(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Reference:
+    """A normalised image reference: `alpine:3.19` is `docker.io/library/alpine:3.19`."""
+
+    registry: str
+    path: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def repository(self) -> str:
+        """Registry and path, the unit `newest` ranks within."""
+        return f"{self.registry}/{self.path}"
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag is not None:
+            text += f":{self.tag}"
+        if self.digest is not None:
+            text += f"@{self.digest}"
+        return text
+
+    @property
+    def familiar(self) -> str:
+        """The short form `docker images` shows: `alpine:3.19`, `reg:5000/app:1`."""
+        text = str(self)
+        if self.registry == DEFAULT_REGISTRY:
+            text = text.removeprefix(f"{DEFAULT_REGISTRY}/").removeprefix("library/")
+        return text
+
+
+def split_registry(name: str) -> tuple[str, str]:
+    """Split `host:5000/team/app` into registry and path, applying Docker's defaults."""
+    first, sep, rest = name.partition("/")
+    if sep and _is_registry(first):
+        registry, path = first, rest
+    else:
+        registry, path = DEFAULT_REGISTRY, name
+    if registry in _LEGACY_REGISTRIES:
+        registry = DEFAULT_REGISTRY
+    if registry == DEFAULT_REGISTRY and "/" not in path:
+        path = f"library/{path}"
+    return registry, path
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse `[registry[:port]/]path[:tag][@digest]` the way the Docker daemon does."""
+    raw = text.strip()
+    if not raw or raw != text or " " in raw:
+        raise ReferenceError(f"not an image reference: {text!r}")
+    name, _, digest = raw.partition("@")
+    if digest and not _DIGEST.match(digest):
+        raise ReferenceError(f"invalid digest in {text!r}")
+    tag: str | None = None
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1 :]
+        if not _TAG.match(tag):
+            raise ReferenceError(f"invalid tag in {text!r}")
+    if not name or name.endswith("/") or "//" in name:
+        raise ReferenceError(f"invalid repository name in {text!r}")
+    registry, path = split_registry(name)
+    if path != path.lower():
+        raise ReferenceError(f"repository names must be lowercase: {text!r}")
+    return Reference(registry, path, tag, digest or None)
+
+
+class ContainerState(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    id: str
+    name: str
+    image_id: str
+    state: ContainerState
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A local image. `seen_at` is the start of its local age (see the README)."""
+
+    id: str
+    tags: tuple[Reference, ...]
+    digests: tuple[Reference, ...]
+    created: datetime | None
+    seen_at: datetime
+    size_bytes: int
+    layers: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    last_used: datetime | None = None
+
+    @property
+    def is_dangling(self) -> bool:
+        return not self.tags
+
+    @property
+    def references(self) -> tuple[Reference, ...]:
+        return self.tags + self.digests
+
+    @property
+    def short_id(self) -> str:
+        return self.id.removeprefix("sha256:")[:12]
+
+    @property
+    def repositories(self) -> frozenset[str]:
+        return frozenset(ref.repository for ref in self.references)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the policy needs, taken at `taken_at`.
+
+    `layer_sizes` maps each layer key in `Image.layers` to its bytes on disk, so that shared
+    layers are counted once; keys are opaque to the core.
+    """
+
+    taken_at: datetime
+    images: tuple[Image, ...]
+    containers: tuple[Container, ...]
+    layer_sizes: Mapping[str, int] = field(default_factory=dict)
+
+    def images_in_use(self) -> frozenset[str]:
+        return frozenset(c.image_id for c in self.containers)

@@ -1,0 +1,74 @@
+"""The plan: a decision with its reason for every image, and byte accounting over shared layers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gcd.model import Image, Snapshot
+from gcd.rules import RuleId
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    image: Image
+    rule: RuleId
+    detail: str
+    age: timedelta
+    freed_bytes: int = 0
+    """Bytes deleting this image alone frees: its layers no other image uses."""
+
+    @property
+    def deletes(self) -> bool:
+        return self.rule.deletes
+
+
+@dataclass(frozen=True, slots=True)
+class LayerAccount:
+    """Counts which images use each layer, so freed bytes count shared layers once."""
+
+    users: Counter[str]
+    sizes: dict[str, int]
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> LayerAccount:
+        users: Counter[str] = Counter()
+        for image in snapshot.images:
+            users.update(set(image.layers))
+        return cls(users, dict(snapshot.layer_sizes))
+
+    def freed_by(self, images: Iterable[Image]) -> int:
+        """Bytes of the layers used by these images and by no other image."""
+        removed: Counter[str] = Counter()
+        for image in images:
+            removed.update(set(image.layers))
+        return sum(
+            self.sizes.get(layer, 0)
+            for layer, count in removed.items()
+            if count >= self.users[layer]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of `evaluate`. `deletions` are in the order the executor applies them."""
+
+    created_at: datetime
+    decisions: tuple[Decision, ...]
+    freed_bytes: int
+    total_bytes: int
+    refusal: str | None = None
+
+    @property
+    def deletions(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.deletes)
+
+    @property
+    def kept(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if not d.deletes)
+
+    def count_by_rule(self) -> dict[RuleId, int]:
+        counts = Counter(d.rule for d in self.decisions)
+        return {rule: counts[rule] for rule in RuleId if counts[rule]}
