@@ -60,6 +60,8 @@ class Plan:
     freed_bytes: int
     total_bytes: int
     refusal: str | None = None
+    pressure: str | None = None
+    """Set when the plan was made under disk pressure: usage, watermarks, projection."""
 
     @property
     def deletions(self) -> tuple[Decision, ...]:

@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 
 from gcd.model import Image, Snapshot
 from gcd.plan import Decision, LayerAccount, Plan
+from gcd.pressure import Pressure, evict
 from gcd.rules import KeepRule, Policy, RuleId
 from gcd.units import format_duration
 
-__all__ = ["evaluate", "local_age"]
+__all__ = ["evaluate", "last_use", "local_age"]
 
 
 def local_age(image: Image, now: datetime) -> timedelta:
@@ -45,8 +46,17 @@ def _newest_sets(rule: KeepRule, images: tuple[Image, ...]) -> dict[str, int]:
     return best
 
 
+def last_use(image: Image) -> datetime:
+    """When a container last used the image; never used → when gcd first saw it."""
+    return max(image.last_used or image.seen_at, image.seen_at)
+
+
 def _rule_holds(
-    rule: KeepRule, image: Image, age: timedelta, newest: dict[int, dict[str, int]]
+    rule: KeepRule,
+    image: Image,
+    age: timedelta,
+    newest: dict[int, dict[str, int]],
+    now: datetime,
 ) -> str | None:
     """A detail string when `rule` keeps `image`, else None."""
     if image.is_dangling and not rule.applies_to_dangling and not rule.references:
@@ -64,6 +74,11 @@ def _rule_holds(
         if age >= rule.younger_than:
             return None
         return f"{rule.describe()}: local age {format_duration(age)}"
+    if rule.used_within is not None:
+        idle = now - last_use(image)
+        if idle >= rule.used_within:
+            return None
+        return f"{rule.describe()}: last used {format_duration(idle)} ago"
     return rule.describe()
 
 
@@ -83,7 +98,7 @@ def _decide(
         return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
     assert policy.images is not None
     for rule in policy.images.keep:
-        detail = _rule_holds(rule, image, age, newest)
+        detail = _rule_holds(rule, image, age, newest, now)
         if detail is not None:
             return rule.rule_id, detail
     if image.is_dangling:
@@ -93,8 +108,45 @@ def _decide(
     return RuleId.UNKEPT, "no keep rule holds"
 
 
-def evaluate(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
-    """Decide every image of `snapshot` under `policy` at `now`. Pure and deterministic."""
+def _apply_pressure(
+    decided: list[tuple[Image, RuleId, str]],
+    account: LayerAccount,
+    pressure: Pressure,
+    now: datetime,
+) -> tuple[list[tuple[Image, RuleId, str]], str]:
+    deleting = [image for image, rule, _ in decided if rule.deletes]
+    soft = sorted(
+        (image for image, rule, _ in decided if rule.yields_to_pressure),
+        key=lambda i: (last_use(i), i.id),
+    )
+    eviction = evict(pressure, account, deleting, soft)
+    evicted = set(eviction.evicted)
+    result = [
+        (
+            (
+                image,
+                RuleId.PRESSURE,
+                f"{pressure.describe()}; last used {format_duration(now - last_use(image))} "
+                f"ago; yields {rule.value}",
+            )
+            if image.id in evicted
+            else (image, rule, detail)
+        )
+        for image, rule, detail in decided
+    ]
+    note = f"{pressure.describe()}; projected {eviction.projected_ratio:.0%} after this run"
+    if eviction.shortfall:
+        note += "; nothing evictable is left above the high watermark"
+    return result, note
+
+
+def evaluate(
+    snapshot: Snapshot, policy: Policy, now: datetime, pressure: Pressure | None = None
+) -> Plan:
+    """Decide every image of `snapshot` under `policy` at `now`. Pure and deterministic.
+
+    Under `pressure` above its high watermark, soft keeps (`newest`, `younger_than`,
+    `used_within`) yield, least recently used first, until usage is projected below low."""
     images = tuple(sorted(snapshot.images, key=lambda i: i.id))
     account = LayerAccount.of(snapshot)
     total = sum(account.sizes.get(layer, 0) for layer in account.users)
@@ -114,6 +166,9 @@ def evaluate(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
         if rule.newest is not None
     }
     decided = [(image, *_decide(image, policy, in_use, newest, now)) for image in images]
+    pressure_note = None
+    if pressure is not None and pressure.above_high:
+        decided, pressure_note = _apply_pressure(decided, account, pressure, now)
 
     # Children before parents (more layers first), oldest first, so that the engine never
     # answers "image has dependent child images" for an image whose child is also going.
@@ -143,4 +198,4 @@ def evaluate(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
             f"safety.max_delete_fraction={policy.safety.max_delete_fraction:g}; nothing was "
             "deleted. Check the policy with `gcd plan`, or raise the limit if this is intended"
         )
-    return Plan(now, tuple(decisions), account.freed_by(deleted), total, refusal)
+    return Plan(now, tuple(decisions), account.freed_by(deleted), total, refusal, pressure_note)

@@ -21,11 +21,18 @@ class RuleId(StrEnum):
     REFERENCE = "keep.reference"
     NEWEST = "keep.newest"
     YOUNGER_THAN = "keep.younger_than"
+    USED_WITHIN = "keep.used_within"
     DANGLING_WITHIN = "keep.dangling_within"
     UNMANAGED = "keep.unmanaged"
     RUN_LIMIT = "keep.run_limit"
     UNKEPT = "delete.unkept"
     DANGLING = "delete.dangling"
+    PRESSURE = "delete.pressure"
+
+    @property
+    def yields_to_pressure(self) -> bool:
+        """Soft keeps give way under disk pressure; hard keeps (guards, pins) never do."""
+        return self in {RuleId.NEWEST, RuleId.YOUNGER_THAN, RuleId.USED_WITHIN}
 
     @property
     def deletes(self) -> bool:
@@ -44,6 +51,7 @@ class KeepRule:
     references: tuple[Pattern, ...] = ()
     newest: int | None = None
     younger_than: timedelta | None = None
+    used_within: timedelta | None = None
 
     @property
     def rule_id(self) -> RuleId:
@@ -51,6 +59,8 @@ class KeepRule:
             return RuleId.NEWEST
         if self.younger_than is not None:
             return RuleId.YOUNGER_THAN
+        if self.used_within is not None:
+            return RuleId.USED_WITHIN
         if self.references:
             return RuleId.REFERENCE
         return RuleId.LABEL
@@ -86,6 +96,8 @@ class KeepRule:
             parts.append(f"newest {self.newest}")
         if self.younger_than is not None:
             parts.append(f"younger_than {_fmt(self.younger_than)}")
+        if self.used_within is not None:
+            parts.append(f"used_within {_fmt(self.used_within)}")
         return f"images.keep[{self.index}] " + " ".join(parts)
 
 

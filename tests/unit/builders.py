@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gcd.model import Container, ContainerState, Image, Snapshot, parse_reference
@@ -66,6 +67,7 @@ def rule(
     references: tuple[str, ...] = (),
     newest: int | None = None,
     younger_than: timedelta | None = None,
+    used_within: timedelta | None = None,
 ) -> KeepRule:
     return KeepRule(
         index=index,
@@ -73,6 +75,7 @@ def rule(
         references=tuple(Pattern.compile(p) for p in references),
         newest=newest,
         younger_than=younger_than,
+        used_within=used_within,
     )
 
 
@@ -86,10 +89,7 @@ def policy(
     return Policy(
         safety=Safety(min_age, max_deletions, max_fraction),
         images=ImagePolicy(
-            tuple(
-                KeepRule(i, r.labels, r.references, r.newest, r.younger_than)
-                for i, r in enumerate(rules)
-            ),
+            tuple(replace(r, index=i) for i, r in enumerate(rules)),
             DanglingPolicy(dangling_within),
         ),
     )

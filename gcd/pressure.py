@@ -1,0 +1,73 @@
+"""Disk pressure as plain data, and least-recently-used eviction of soft keeps. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gcd.model import Image
+from gcd.plan import LayerAccount
+
+
+@dataclass(frozen=True, slots=True)
+class Pressure:
+    """Usage of the filesystem holding the engine's data, with the policy's watermarks."""
+
+    used_bytes: int
+    total_bytes: int
+    used_inodes: int
+    total_inodes: int
+    high: float
+    low: float
+
+    @property
+    def bytes_ratio(self) -> float:
+        return self.used_bytes / self.total_bytes if self.total_bytes else 0.0
+
+    @property
+    def inodes_ratio(self) -> float:
+        return self.used_inodes / self.total_inodes if self.total_inodes else 0.0
+
+    @property
+    def above_high(self) -> bool:
+        return max(self.bytes_ratio, self.inodes_ratio) > self.high
+
+    def projected_ratio(self, freed_bytes: int) -> float:
+        """Usage after freeing `freed_bytes`. Inodes are assumed to go with bytes, an estimate:
+        the engine does not account inodes per layer."""
+        bytes_ratio = (self.used_bytes - freed_bytes) / self.total_bytes if self.total_bytes else 0
+        share = freed_bytes / self.used_bytes if self.used_bytes else 0.0
+        inodes_ratio = self.inodes_ratio * (1 - share)
+        return max(bytes_ratio, inodes_ratio, 0.0)
+
+    def describe(self) -> str:
+        return (
+            f"disk {self.bytes_ratio:.0%} of bytes, {self.inodes_ratio:.0%} of inodes used; "
+            f"high {self.high:.0%}, low {self.low:.0%}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Eviction:
+    evicted: tuple[str, ...]
+    """Image ids to delete under pressure, least recently used first."""
+    projected_ratio: float
+    shortfall: bool
+    """True when nothing evictable is left and usage stays above `high`."""
+
+
+def evict(
+    pressure: Pressure,
+    account: LayerAccount,
+    deleting: list[Image],
+    candidates: list[Image],
+) -> Eviction:
+    """Add soft-kept `candidates` (already in LRU order) to `deleting` until the projected
+    usage is below `low`."""
+    chosen: list[Image] = []
+    projected = pressure.projected_ratio(account.freed_by(deleting))
+    for image in candidates:
+        if projected < pressure.low:
+            break
+        chosen.append(image)
+        projected = pressure.projected_ratio(account.freed_by([*deleting, *chosen]))
+    return Eviction(tuple(i.id for i in chosen), projected, projected > pressure.high)
