@@ -128,6 +128,27 @@ class ImagePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class DiskWatermarks:
+    """`schedule.disk`: above `high` (bytes or inodes) collect now, evicting to below `low`."""
+
+    path: str | None = None
+    """None: the engine's DockerRootDir from `GET /info`."""
+    high: float = 0.85
+    low: float = 0.70
+    check_every: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When the daemon runs cycles: `every` or `cron` (exactly one), plus jitter."""
+
+    every: timedelta | None = timedelta(hours=1)
+    cron: str | None = None
+    jitter: timedelta = timedelta(0)
+    disk: DiskWatermarks | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A validated policy. `images is None` means images are not touched at all."""
 
@@ -135,3 +156,4 @@ class Policy:
     safety: Safety = Safety()
     images: ImagePolicy | None = None
     source: str = "<defaults>"
+    schedule: Schedule = Schedule()
