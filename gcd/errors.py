@@ -3,6 +3,7 @@
 GcdError
 ├── PolicyError            exit 2  the policy file is invalid (all problems at once)
 ├── UsageError             exit 2  command-line misuse
+├── WebConfigError         exit 2  the metrics web-config file (TLS, basic auth) is invalid
 ├── EngineUnreachableError exit 3  the Docker engine cannot be reached
 ├── EngineError            exit 1  the engine answered something gcd cannot use
 ├── RunRefusedError        exit 4  the plan exceeds a safety limit; nothing was deleted
@@ -59,6 +60,12 @@ class PatternError(ValueError):
 
 
 class UsageError(GcdError):
+    exit_code = ExitCode.BAD_POLICY_OR_USAGE
+
+
+class WebConfigError(GcdError):
+    """The web-config file for the metrics endpoint (TLS, basic auth) is invalid."""
+
     exit_code = ExitCode.BAD_POLICY_OR_USAGE
 
 
