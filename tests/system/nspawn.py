@@ -2,7 +2,8 @@
 
 Layers, all under CACHE_DIR (default /var/cache/gcd-tests, or $GCD_TEST_CACHE):
 
-- `nspawn-root`: a debootstrapped Debian bookworm (minbase + systemd, dbus, python3-venv),
+- `nspawn-root`: a debootstrapped Debian bookworm (minbase + systemd, dbus, python3-venv, and
+  procps for the /bin/kill of ExecReload=, as on any real host),
   built once (~1-2 min) into a temporary directory and renamed into place, so a half-built tree
   is never used; `.gcd-test-recipe` inside records what it was built from.
 - `wheels-<key>`: wheels of gcd's dependencies, built on the host with `pip wheel`. The host's
@@ -30,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -43,7 +45,7 @@ from pathlib import Path
 from typing import TypeVar
 
 RELEASE = "bookworm"
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv")
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "procps", "python3", "python3-venv")
 RECIPE = f"debootstrap --variant=minbase --include={','.join(PACKAGES)} {RELEASE}"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 VENV = "/opt/gcd"
@@ -327,7 +329,7 @@ def booted(
     """
     layers = [venv_layer(repo), base_root()]
     work = Path(tempfile.mkdtemp(prefix="gcd-nspawn-"))
-    name = f"gcdtest-{os.getpid()}-{work.name[-6:]}".replace("_", "-")
+    name = f"gcdtest-{os.getpid()}-{secrets.token_hex(3)}"  # letters, digits, "-" only
     console = work / "console.log"
     try:
         with _overlay(layers, work) as merged:
