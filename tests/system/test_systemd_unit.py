@@ -174,6 +174,12 @@ def gcd_daemon() -> None:
 
 
 @pytest.fixture
+def gcd_plan() -> None:
+    if gcd_on_the_host("plan", "--help").returncode != 0:
+        pytest.skip("gcd plan does not run in this checkout")
+
+
+@pytest.fixture
 def gcd_textfile() -> None:
     if "--textfile" not in gcd_on_the_host("run", "--help").stdout:
         pytest.skip("gcd run --textfile not available yet")
@@ -205,3 +211,20 @@ def test_gcd_run_once_under_the_shipped_one_shot_unit(host: Container) -> None:
     start(host, "gcd-run.service")
     assert host.show("gcd-run.service", "Result") == "success"
     assert "gcd_" in host.run("sh", "-c", f"cat {textfiles}/*.prom").stdout
+    modes = host.run("sh", "-c", f"stat -c %A {textfiles}/*.prom").stdout.split()
+    assert all(mode[7] == "r" for mode in modes), "node_exporter must be able to read the textfile"
+
+
+@pytest.mark.usefixtures("gcd_plan")
+def test_the_readme_first_plan_runs_as_the_services_user(host: Container) -> None:
+    """deploy/systemd/README.md step 4: the state it writes belongs to the services' user."""
+    host.write_file("/etc/gcd/policy.yaml", POLICY.format(every="1h"))
+    host.run(
+        *("systemd-run", "--quiet", "--pipe", "--wait", "--collect"),
+        *("-p", "DynamicUser=yes", "-p", "User=gcd", "-p", "SupplementaryGroups=docker"),
+        *("-p", "StateDirectory=gcd", "/usr/local/bin/gcd", "plan"),
+        *("--policy", "/etc/gcd/policy.yaml"),
+    )
+    owners = host.run("find", "/var/lib/private/gcd", "-printf", "%u %p\n").stdout.splitlines()
+    assert owners
+    assert not [line for line in owners if line.startswith("root ")]
