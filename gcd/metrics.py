@@ -1,0 +1,405 @@
+"""gcd's Prometheus metrics, defined on a registry passed in (never the global default).
+
+Names follow Prometheus conventions: `gcd_` prefix, base units (`_bytes`, `_seconds`,
+`_ratio`), `_total` counters. Every label takes values from a small closed set, never an
+image id, and every combination of those sets is exported from the start (at 0), so that
+`increase()` sees the first event of a series too.
+
+The metrics, their labels and the queries built on them are listed in
+deploy/prometheus/README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gcd import __version__
+from gcd.attribution import apportion, freed_by_rule, still_reclaimable
+from gcd.executor import OutcomeStatus, Report
+from gcd.model import Snapshot
+from gcd.plan import Plan
+from gcd.rules import RuleId
+
+__all__ = [
+    "CycleResult",
+    "Kind",
+    "Metrics",
+    "RemovalOutcome",
+    "Trigger",
+    "cycle_result",
+]
+
+
+class Kind(StrEnum):
+    """What kind of Docker object. gcd collects images today; the rest is reserved."""
+
+    IMAGE = "image"
+    CONTAINER = "container"
+    VOLUME = "volume"
+    BUILD_CACHE = "build_cache"
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    PRESSURE = "pressure"
+    ONCE = "once"
+    MANUAL = "manual"
+
+
+class CycleResult(StrEnum):
+    SUCCESS = "success"
+    """The cycle ran to its end; single removals may still have failed (see removals)."""
+    FAILURE = "failure"
+    """The cycle could not run or finish: engine unreachable, an error before executing."""
+    REFUSED = "refused"
+    """A safety limit refused the plan; nothing was deleted."""
+    ABORTED = "aborted"
+    """Execution stopped midway (engine lost, shutdown); the rest was not attempted."""
+
+
+class RemovalOutcome(StrEnum):
+    REMOVED = "removed"
+    ALREADY_GONE = "already_gone"
+    CONFLICT = "conflict"
+    CHANGED = "changed"
+    IN_USE = "in_use"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CAPPED = "capped"
+    """Planned for deletion but deferred by safety.max_deletions_per_run."""
+    NOT_ATTEMPTED = "not_attempted"
+
+
+_OUTCOME_OF: dict[OutcomeStatus, RemovalOutcome] = {
+    OutcomeStatus.REMOVED: RemovalOutcome.REMOVED,
+    OutcomeStatus.ALREADY_GONE: RemovalOutcome.ALREADY_GONE,
+    OutcomeStatus.SKIPPED_CHANGED: RemovalOutcome.CHANGED,
+    OutcomeStatus.SKIPPED_IN_USE: RemovalOutcome.IN_USE,
+    OutcomeStatus.CONFLICT: RemovalOutcome.CONFLICT,
+    OutcomeStatus.FAILED: RemovalOutcome.FAILED,
+    OutcomeStatus.TIMEOUT: RemovalOutcome.TIMEOUT,
+    OutcomeStatus.NOT_ATTEMPTED: RemovalOutcome.NOT_ATTEMPTED,
+}
+DELETING_RULES = tuple(rule for rule in RuleId if rule.deletes)
+KEEPING_RULES = tuple(rule for rule in RuleId if not rule.deletes)
+DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+# Cumulative series that a run in timer mode continues from the previous textfile.
+CARRIED_GAUGES = ("gcd_last_success_timestamp_seconds", "gcd_start_time_seconds")
+
+
+class RunOutcome(Protocol):
+    """What `cycle.run_once` returns (structurally: metrics does not import the cycle)."""
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+    @property
+    def plan(self) -> Plan: ...
+    @property
+    def report(self) -> Report: ...
+    @property
+    def freed_bytes(self) -> int: ...
+
+
+def cycle_result(plan: Plan, report: Report) -> CycleResult:
+    if plan.refusal is not None:
+        return CycleResult.REFUSED
+    if report.aborted:
+        return CycleResult.ABORTED
+    return CycleResult.SUCCESS
+
+
+class Metrics:
+    """All of gcd's metrics on `registry`. Methods record facts; none of them raises on data
+    from a real run, and none does I/O."""
+
+    def __init__(self, registry: CollectorRegistry, started_at: float | None = None) -> None:
+        self.registry = registry
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str) -> Histogram:
+            return Histogram(name, doc, buckets=DURATION_BUCKETS, registry=registry)
+
+        self.reclaimed_bytes = counter(
+            "gcd_reclaimed_bytes",
+            "Bytes freed by removing objects, as the engine accounts them (shared layers "
+            "counted once), by the rule that deleted them.",
+            "kind",
+            "rule",
+        )
+        self.removals = counter(
+            "gcd_removals",
+            "Planned removals by outcome; capped: deferred by safety.max_deletions_per_run.",
+            "kind",
+            "outcome",
+        )
+        self.cycles = counter(
+            "gcd_cycles", "Collection cycles by trigger and result.", "trigger", "result"
+        )
+        self.cycle_duration = histogram(
+            "gcd_cycle_duration_seconds",
+            "Wall time of a collection cycle: snapshot, evaluation and removals.",
+        )
+        self.last_success = gauge(
+            "gcd_last_success_timestamp_seconds",
+            "Unix time the last cycle with result=success finished; 0 before the first one.",
+        )
+        self.start_time = gauge(
+            "gcd_start_time_seconds",
+            "Unix time gcd started collecting here (daemon start, or first timer run).",
+        )
+        self.reclaimable_bytes = gauge(
+            "gcd_reclaimable_bytes",
+            "Bytes the policy would still free (including removals deferred by the per-run "
+            "cap), as of the last evaluation.",
+            "kind",
+        )
+        self.kept = gauge(
+            "gcd_kept",
+            "Objects kept at the last evaluation, by the rule that kept them.",
+            "kind",
+            "rule",
+        )
+        self.docker_usage_bytes = gauge(
+            "gcd_docker_usage_bytes", "Disk use the engine reports (system df), by kind.", "kind"
+        )
+        self.filesystem_used_ratio = gauge(
+            "gcd_filesystem_used_ratio",
+            "Used fraction of the filesystem holding the engine's data (statvfs).",
+            "resource",
+        )
+        self.disk_watermark = gauge(
+            "gcd_disk_watermark_ratio",
+            "The policy's disk watermarks: above high collect now, evict to below low.",
+            "watermark",
+        )
+        self.disk_pressure = gauge(
+            "gcd_disk_pressure", "1 while bytes or inodes used are above the high watermark."
+        )
+        self.filesystem_freed_bytes = counter(
+            "gcd_filesystem_freed_bytes",
+            "Bytes the filesystem gained across cycles that removed something (statvfs "
+            "before/after; other writers on the disk make this differ from reclaimed bytes).",
+        )
+        self.engine_up = gauge("gcd_engine_up", "1 if the Docker engine answered the last request.")
+        self.policy_reload_success = gauge(
+            "gcd_policy_reload_success",
+            "1 if the last policy load succeeded; 0 if it failed and the previous policy runs.",
+        )
+        self.policy_info = gauge(
+            "gcd_policy_info", "The policy in force, by sha256 of its file.", "sha256"
+        )
+        self.safety_aborts = counter(
+            "gcd_safety_aborts",
+            "Runs refused by a safety limit (safety.max_delete_fraction); nothing was deleted.",
+        )
+        self.build_info = gauge(
+            "gcd_build_info", "gcd's version and Python's, always 1.", "version", "python"
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        self._started_at = time.time() if started_at is None else started_at
+        self._last_success_at = 0.0
+        self.start_time.set(self._started_at)
+        self._initialise_series()
+
+    def _initialise_series(self) -> None:
+        image = Kind.IMAGE.value
+        for rule in DELETING_RULES:
+            self.reclaimed_bytes.labels(image, rule.value)
+        for rule in KEEPING_RULES:
+            self.kept.labels(image, rule.value)
+        for outcome in RemovalOutcome:
+            self.removals.labels(image, outcome.value)
+        for trigger in Trigger:
+            for result in CycleResult:
+                self.cycles.labels(trigger.value, result.value)
+        self.reclaimable_bytes.labels(image)
+
+    def record_plan(self, plan: Plan, layer_sizes: Mapping[str, int]) -> None:
+        """Reclaimable bytes and kept objects by rule, from an evaluation (`gcd plan` too)."""
+        self._record_kept(plan)
+        self.reclaimable_bytes.labels(Kind.IMAGE.value).set(
+            still_reclaimable(plan.decisions, (), layer_sizes)
+        )
+
+    def _record_kept(self, plan: Plan) -> None:
+        counts = plan.count_by_rule()
+        for rule in KEEPING_RULES:
+            self.kept.labels(Kind.IMAGE.value, rule.value).set(counts.get(rule, 0))
+
+    def record_run(
+        self,
+        plan: Plan,
+        report: Report,
+        freed_bytes: int,
+        *,
+        layer_sizes: Mapping[str, int],
+        trigger: Trigger | str,
+        duration_seconds: float,
+        now: datetime,
+    ) -> CycleResult:
+        """A finished run: counters move by exactly what it did. Returns its result.
+
+        `freed_bytes` is the run's exact total; `gcd_reclaimed_bytes_total` moves by exactly
+        that, split by the rule of each removed image (see gcd.attribution)."""
+        image = Kind.IMAGE.value
+        result = cycle_result(plan, report)
+        removed = {o.image_id: o.rule for o in report.outcomes if o.status is OutcomeStatus.REMOVED}
+        if freed_bytes > 0 or removed:
+            split = freed_by_rule(plan.decisions, removed, layer_sizes)
+            fallback = next(iter(removed.values()), RuleId.UNKEPT)
+            for rule, amount in apportion(split, max(freed_bytes, 0), fallback).items():
+                self.reclaimed_bytes.labels(image, rule.value).inc(amount)
+        for outcome in report.outcomes:
+            self.removals.labels(image, _OUTCOME_OF[outcome.status].value).inc()
+        capped = sum(1 for d in plan.decisions if d.rule is RuleId.RUN_LIMIT)
+        if capped and result is not CycleResult.REFUSED:
+            self.removals.labels(image, RemovalOutcome.CAPPED.value).inc(capped)
+        self._record_kept(plan)
+        gone = set(removed) | {
+            o.image_id for o in report.outcomes if o.status is OutcomeStatus.ALREADY_GONE
+        }
+        self.reclaimable_bytes.labels(image).set(
+            still_reclaimable(plan.decisions, gone, layer_sizes)
+        )
+        if result is CycleResult.REFUSED:
+            self.safety_aborts.inc()
+        self._record_cycle(Trigger(trigger), result, duration_seconds, now)
+        if not report.aborted:
+            self.engine_up.set(1)
+        return result
+
+    def record_result(
+        self,
+        result: RunOutcome,
+        *,
+        trigger: Trigger | str,
+        duration_seconds: float,
+        now: datetime,
+    ) -> CycleResult:
+        """`record_run` for what `cycle.run_once` returns."""
+        return self.record_run(
+            result.plan,
+            result.report,
+            result.freed_bytes,
+            layer_sizes=result.snapshot.layer_sizes,
+            trigger=trigger,
+            duration_seconds=duration_seconds,
+            now=now,
+        )
+
+    def record_refusal(
+        self,
+        plan: Plan,
+        layer_sizes: Mapping[str, int],
+        *,
+        trigger: Trigger | str,
+        duration_seconds: float,
+        now: datetime,
+    ) -> None:
+        """A plan refused by a safety limit before anything ran (RunRefusedError)."""
+        self.record_plan(plan, layer_sizes)
+        self.safety_aborts.inc()
+        self._record_cycle(Trigger(trigger), CycleResult.REFUSED, duration_seconds, now)
+
+    def record_failure(
+        self,
+        *,
+        trigger: Trigger | str,
+        duration_seconds: float,
+        now: datetime,
+        engine_unreachable: bool = False,
+    ) -> None:
+        """A cycle that could not run or finish (an error escaped it)."""
+        if engine_unreachable:
+            self.engine_up.set(0)
+        self._record_cycle(Trigger(trigger), CycleResult.FAILURE, duration_seconds, now)
+
+    def _record_cycle(
+        self, trigger: Trigger, result: CycleResult, duration_seconds: float, now: datetime
+    ) -> None:
+        self.cycles.labels(trigger.value, result.value).inc()
+        self.cycle_duration.observe(max(duration_seconds, 0.0))
+        if result is CycleResult.SUCCESS:
+            self._last_success_at = max(self._last_success_at, now.timestamp())
+            self.last_success.set(self._last_success_at)
+
+    def cumulative(self) -> dict[str, Counter | Histogram]:
+        """The counters and histograms by family name, for carrying them across runs."""
+        return {
+            "gcd_reclaimed_bytes": self.reclaimed_bytes,
+            "gcd_removals": self.removals,
+            "gcd_cycles": self.cycles,
+            "gcd_cycle_duration_seconds": self.cycle_duration,
+            "gcd_filesystem_freed_bytes": self.filesystem_freed_bytes,
+            "gcd_safety_aborts": self.safety_aborts,
+        }
+
+    def carry_gauge(self, name: str, value: float) -> None:
+        """Continue a gauge of CARRIED_GAUGES from a previous run: the latest success, the
+        earliest start."""
+        if name == "gcd_last_success_timestamp_seconds":
+            self._last_success_at = max(self._last_success_at, value)
+            self.last_success.set(self._last_success_at)
+        elif name == "gcd_start_time_seconds" and value > 0:
+            self._started_at = min(self._started_at, value)
+            self.start_time.set(self._started_at)
+        else:
+            raise ValueError(f"{name} is not carried across runs (see CARRIED_GAUGES)")
+
+    def set_engine_up(self, up: bool) -> None:
+        self.engine_up.set(1 if up else 0)
+
+    def record_policy_loaded(self, content: bytes) -> str:
+        """The policy file's bytes now in force; returns their sha256 (hex)."""
+        digest = hashlib.sha256(content).hexdigest()
+        self.policy_info.clear()
+        self.policy_info.labels(digest).set(1)
+        self.policy_reload_success.set(1)
+        return digest
+
+    def record_policy_reload_failed(self) -> None:
+        """A reload was rejected; the previous policy (and its gcd_policy_info) stays."""
+        self.policy_reload_success.set(0)
+
+    def record_disk(
+        self,
+        used_ratio_bytes: float,
+        used_ratio_inodes: float,
+        high: float | None,
+        low: float | None,
+        pressure: bool,
+    ) -> None:
+        self.filesystem_used_ratio.labels("bytes").set(used_ratio_bytes)
+        self.filesystem_used_ratio.labels("inodes").set(used_ratio_inodes)
+        for name, value in (("high", high), ("low", low)):
+            if value is None:
+                self.disk_watermark.remove(name)
+            else:
+                self.disk_watermark.labels(name).set(value)
+        self.disk_pressure.set(1 if pressure else 0)
+
+    def record_docker_usage(self, usage: Mapping[Kind, int]) -> None:
+        for kind, size in usage.items():
+            self.docker_usage_bytes.labels(Kind(kind).value).set(size)
+
+    def record_filesystem_freed(self, freed_bytes: int) -> None:
+        """statvfs free bytes after a cycle minus before. Other writers can make it negative;
+        a counter cannot go down, so a negative figure counts as 0."""
+        self.filesystem_freed_bytes.inc(max(freed_bytes, 0))
+
+    def record_safety_abort(self) -> None:
+        self.safety_aborts.inc()
