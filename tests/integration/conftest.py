@@ -1,0 +1,59 @@
+"""Fixtures on the suite's own private dockerd, started once and always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from gcd.engine import Engine
+from tests.integration.harness import PrivateEngine
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def engine_host() -> Iterator[PrivateEngine]:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests start a private dockerd and need root")
+    if shutil.which("dockerd") is None:
+        pytest.skip("dockerd is missing: scripts/bootstrap installs docker.io")
+    with PrivateEngine() as private:
+        yield private
+
+
+@pytest.fixture(scope="session")
+def api(engine_host: PrivateEngine) -> Iterator[docker.APIClient]:
+    client = docker.APIClient(base_url=engine_host.host, version="auto", timeout=120)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def engine(engine_host: PrivateEngine) -> Iterator[Engine]:
+    facade = Engine(engine_host.host)
+    yield facade
+    facade.close()
+
+
+def wipe(api: docker.APIClient) -> None:
+    """Remove every container and image of the suite's own engine."""
+    for container in api.containers(all=True):
+        api.remove_container(container["Id"], force=True, v=True)
+    for image in api.images(all=True):
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_image(image["Id"], force=True)
+
+
+@pytest.fixture
+def clean_engine(engine_host: PrivateEngine, api: docker.APIClient) -> PrivateEngine:
+    wipe(api)
+    return engine_host

@@ -1,0 +1,133 @@
+"""Crafted images for `docker load`: exact `created` dates, sizes and shared layers.
+
+The docker-save layout: `manifest.json`, one config JSON per image (any `created`, labels,
+`rootfs.diff_ids`), and uncompressed layer tars whose sha256 is the config's diff id. Same
+seed and size → the same layer, so images can share layers exactly as builds do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import docker
+
+BUSYBOX = Path("/bin/busybox")
+_FIXED_MTIME = 1_600_000_000
+
+
+@dataclass(frozen=True)
+class Layer:
+    tar: bytes = field(repr=False)
+    seed: str
+
+    @property
+    def diff_id(self) -> str:
+        return "sha256:" + hashlib.sha256(self.tar).hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    layers: tuple[Layer, ...]
+    tags: tuple[str, ...]
+    created: datetime
+    labels: Mapping[str, str]
+
+    def config(self) -> bytes:
+        body = {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": _rfc3339(self.created),
+            "config": {"Labels": dict(self.labels) or None, "Cmd": ["sh"], "Env": []},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in self.layers]},
+            "history": [{"created": _rfc3339(self.created), "created_by": "gcd test"}],
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _rfc3339(when: datetime) -> str:
+    moment = when.astimezone(UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
+
+
+def _tar(files: Mapping[str, bytes], symlinks: Mapping[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        symlinks = symlinks or {}
+        directories = sorted({str(Path(p).parent) for p in [*files, *symlinks]} - {"."})
+        for directory in directories:
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, _FIXED_MTIME
+            tar.addfile(info)
+        for name, content in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), 0o755, _FIXED_MTIME
+            tar.addfile(info, io.BytesIO(content))
+        for name, target in sorted(symlinks.items()):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, _FIXED_MTIME
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+@cache
+def layer(size_bytes: int, seed: str) -> Layer:
+    """One file of exactly `size_bytes` deterministic bytes."""
+    block = hashlib.sha256(seed.encode()).digest()
+    content = (block * (size_bytes // len(block) + 1))[:size_bytes]
+    return Layer(_tar({f"data/{hashlib.sha1(seed.encode()).hexdigest()}": content}), seed)
+
+
+@cache
+def runnable_layer() -> Layer:
+    """busybox as /bin/sh, /bin/sleep, /bin/true: enough for containers that run."""
+    links = {f"bin/{tool}": "busybox" for tool in ("sh", "sleep", "true")}
+    return Layer(_tar({"bin/busybox": BUSYBOX.read_bytes()}, links), "busybox")
+
+
+def image(
+    *layers: Layer,
+    tags: tuple[str, ...] = (),
+    created: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    labels: Mapping[str, str] | None = None,
+) -> ImageSpec:
+    return ImageSpec(tuple(layers), tags, created, labels or {})
+
+
+def image_id(spec: ImageSpec) -> str:
+    return "sha256:" + hashlib.sha256(spec.config()).hexdigest()
+
+
+def archive(*specs: ImageSpec) -> bytes:
+    """One docker-save tarball holding all `specs`."""
+    files: dict[str, bytes] = {}
+    manifest = []
+    for spec in specs:
+        config = spec.config()
+        config_name = hashlib.sha256(config).hexdigest() + ".json"
+        files[config_name] = config
+        layer_names = []
+        for item in spec.layers:
+            name = item.diff_id.removeprefix("sha256:") + "/layer.tar"
+            files[name] = item.tar
+            layer_names.append(name)
+        manifest.append(
+            {"Config": config_name, "RepoTags": list(spec.tags) or None, "Layers": layer_names}
+        )
+    files["manifest.json"] = json.dumps(manifest).encode()
+    return _tar(files)
+
+
+def load(api: docker.APIClient, *specs: ImageSpec) -> list[str]:
+    """Load all specs in one `POST /images/load`; returns their full image ids."""
+    for message in api.load_image(archive(*specs)):  # a stream: the load ends with it
+        if isinstance(message, dict) and message.get("error"):
+            raise RuntimeError(f"docker load failed: {message['error']}")
+    return [image_id(spec) for spec in specs]
