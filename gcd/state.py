@@ -1,0 +1,103 @@
+"""gcd's memory of this host: when it first saw each image, and when one was last used.
+
+One JSON file in the state directory (default /var/lib/gcd), written atomically: a temp file
+in the same directory, fsync, rename. A crash leaves the old file or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gcd.errors import StateError
+
+STATE_FILE = "state.json"
+FORMAT = 1
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else None
+
+
+class State:
+    def __init__(self, directory: Path, images: dict[str, dict[str, str]] | None = None) -> None:
+        self.directory = directory
+        self._images: dict[str, dict[str, str]] = images or {}
+
+    @property
+    def path(self) -> Path:
+        return self.directory / STATE_FILE
+
+    @classmethod
+    def load(cls, directory: Path) -> State:
+        path = directory / STATE_FILE
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return cls(directory)
+        except OSError as exc:
+            raise StateError(
+                f"cannot read {path}: {exc.strerror}; check the permissions of the state "
+                "directory or choose another with --state-dir"
+            ) from exc
+        try:
+            document = json.loads(text)
+            images = document["images"]
+            if document.get("format") != FORMAT or not isinstance(images, dict):
+                raise ValueError("unknown format")
+            for record in images.values():
+                for value in record.values():
+                    _parse_time(value)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StateError(
+                f"{path} is not a gcd state file ({exc}); move it aside and gcd starts afresh "
+                "(local ages then count from now)"
+            ) from exc
+        return cls(directory, images)
+
+    def first_seen(self, image_id: str) -> datetime | None:
+        return _parse_time(self._images.get(image_id, {}).get("first_seen"))
+
+    def last_used(self, image_id: str) -> datetime | None:
+        return _parse_time(self._images.get(image_id, {}).get("last_used"))
+
+    def mark_seen(self, image_id: str, when: datetime) -> None:
+        """Record the first sighting; later sightings never move it."""
+        self._images.setdefault(image_id, {}).setdefault("first_seen", when.isoformat())
+
+    def mark_used(self, image_id: str, when: datetime) -> None:
+        previous = self.last_used(image_id)
+        if previous is None or when > previous:
+            self._images.setdefault(image_id, {})["last_used"] = when.isoformat()
+
+    def forget_missing(self, present: Iterable[str]) -> None:
+        keep = set(present)
+        self._images = {k: v for k, v in self._images.items() if k in keep}
+
+    def save(self) -> None:
+        document = {"format": FORMAT, "images": self._images}
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=".state-", dir=self.directory)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(document, handle, sort_keys=True)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, self.path)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StateError(
+                f"cannot write {self.path}: {exc.strerror}; gcd needs a writable state "
+                "directory (--state-dir) to remember local ages"
+            ) from exc
