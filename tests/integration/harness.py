@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -39,7 +40,8 @@ class PrivateEngine:
         extra_args: tuple[str, ...] = (),
         path_prefix: str | None = None,
     ) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="gcd-engine-", dir="/tmp"))
+        self.token = secrets.token_hex(4)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"gcd-engine-{self.token}-", dir="/tmp"))
         self.data_root = data_root or self.dir / "data"
         self.socket = self.dir / "docker.sock"
         self.pid_file = self.dir / "dockerd.pid"
@@ -76,9 +78,9 @@ class PrivateEngine:
             "--ip6tables=false",
             "--bridge=none",
             "--containerd-namespace",
-            f"gcd-{self.dir.name}",
+            f"gcd-{self.token}",
             "--containerd-plugins-namespace",
-            f"gcd-{self.dir.name}-plugins",
+            f"gcd-{self.token}-plugins",
             *self.extra_args,
         ]
         with self.log_file.open("ab") as log:

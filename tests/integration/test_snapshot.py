@@ -1,0 +1,119 @@
+"""The snapshot on the suite's own engine: records, constant API calls, exact bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from gcd.engine import Engine
+from gcd.model import ContainerState
+from gcd.plan import LayerAccount
+from gcd.snapshot import take_snapshot
+from gcd.state import State
+from gcd.store_accounting import LayerStore
+from tests.integration.harness import PrivateEngine
+from tests.integration.images import image, layer, load, runnable_layer
+
+NOW = datetime.now(UTC)
+
+
+class CountingEngine(Engine):
+    def __init__(self, host: str) -> None:
+        super().__init__(host)
+        self.calls = 0
+
+    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return super()._call(what, method, *args, **kwargs)
+
+
+def test_records_are_parsed_once_with_aware_dates(
+    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+) -> None:
+    future = NOW + timedelta(days=100)
+    ids = load(
+        api,
+        image(
+            layer(10, "s1"),
+            tags=("s/epoch:1", "s/epoch:2"),
+            created=datetime(1970, 1, 1, tzinfo=UTC),
+        ),
+        image(layer(10, "s2"), tags=("s/one:1",), created=datetime(1, 1, 1, tzinfo=UTC)),
+        image(layer(10, "s3"), tags=("s/future:1",), created=future, labels={"gc.keep": "true"}),
+        image(layer(10, "s4")),
+    )
+    snapshot = take_snapshot(engine, State.load(tmp_path), NOW)
+    by_id = {i.id: i for i in snapshot.images}
+    assert [str(t) for t in by_id[ids[0]].tags] == [
+        "docker.io/s/epoch:1",
+        "docker.io/s/epoch:2",
+    ]
+    assert by_id[ids[0]].created == datetime(1970, 1, 1, tzinfo=UTC)
+    assert by_id[ids[1]].created == datetime(1, 1, 1, tzinfo=UTC)
+    created = by_id[ids[2]].created
+    assert created is not None
+    assert abs(created - future) < timedelta(seconds=1)
+    assert by_id[ids[2]].labels == {"gc.keep": "true"}
+    assert by_id[ids[3]].is_dangling
+    assert all(i.seen_at == NOW for i in snapshot.images)
+
+
+def test_first_sightings_are_kept_across_snapshots(
+    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+) -> None:
+    load(api, image(layer(10, "fs"), tags=("fs/app:1",)))
+    state = State.load(tmp_path)
+    take_snapshot(engine, state, NOW - timedelta(days=3))
+    state.save()
+    later = take_snapshot(engine, State.load(tmp_path), NOW)
+    assert later.images[0].seen_at == NOW - timedelta(days=3)
+
+
+def test_a_stopped_container_is_a_container(
+    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+) -> None:
+    (image_id,) = load(api, image(runnable_layer(), tags=("run/app:1",)))
+    created = api.create_container("run/app:1", command=["true"], name="stopped-one")
+    api.start(created)
+    api.wait(created)
+    snapshot = take_snapshot(engine, State.load(tmp_path), NOW)
+    (container,) = snapshot.containers
+    assert container.image_id == image_id
+    assert container.state is ContainerState.EXITED
+    assert container.name == "stopped-one"
+
+
+def test_the_number_of_api_calls_does_not_grow_with_the_images(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    counts = []
+    for total in (3, 30):
+        load(api, *(image(layer(10, f"n{n}"), tags=(f"n/app:{n}",)) for n in range(total)))
+        counting = CountingEngine(clean_engine.host)
+        take_snapshot(counting, State.load(tmp_path), NOW, LayerStore())
+        counts.append(counting.calls)
+    assert counts[0] == counts[1] == 3
+
+
+def test_freed_bytes_match_docker_accounting_with_shared_layers(
+    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+) -> None:
+    base = layer(50_000, "shared-base")
+    _keep, one, two = load(
+        api,
+        image(base, layer(1_000, "k"), tags=("acct/keep:1",)),
+        image(base, layer(20_000, "o"), layer(3_000, "o2"), tags=("acct/one:1",)),
+        image(layer(7_000, "t"), base, tags=("acct/two:1", "acct/two:2")),
+    )
+    snapshot = take_snapshot(engine, State.load(tmp_path), NOW)
+    account = LayerAccount.of(snapshot)
+    gone = [i for i in snapshot.images if i.id in {one, two}]
+    predicted = account.freed_by(gone)
+    before = api.df()["LayersSize"]
+    api.remove_image("acct/two:2")
+    for image_id in (one, two):
+        api.remove_image(image_id)
+    assert before - api.df()["LayersSize"] == predicted
