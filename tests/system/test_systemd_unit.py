@@ -197,7 +197,11 @@ def test_gcd_daemon_runs_under_the_shipped_unit(host: Container) -> None:
     wait_for_event(host, "gcd.service", "policy_reloaded")
     assert host.show("gcd.service", "ActiveState") == "active"
 
-    drop_in(host, "gcd.service", "Environment=GCD_TEST_WEDGE_AFTER_READY=1\nWatchdogSec=2\n")
+    drop_in(
+        host,
+        "gcd.service",
+        "Environment=GCD_TEST_WEDGE_AFTER_READY=1\nWatchdogSec=2\nRestartSec=1\n",
+    )
     host.systemctl("restart", "gcd.service")
     wait_for_restart(host, "gcd.service")
     assert any("Watchdog timeout" in line for line in host.journal("gcd.service"))
