@@ -59,7 +59,7 @@ def plan_of(snapshot: Snapshot = SNAPSHOT, with_policy: Policy = KEEP_WEB) -> Pl
     return evaluate(snapshot, with_policy, NOW)
 
 
-def report(plan: Plan, *statuses: OutcomeStatus, aborted: bool = False) -> Report:
+def report(plan: Plan, *statuses: OutcomeStatus, aborted: str | None = None) -> Report:
     """Outcomes for the plan's deletions in order; missing statuses mean removed."""
     outcomes = []
     for position, decision in enumerate(plan.deletions):
@@ -67,7 +67,7 @@ def report(plan: Plan, *statuses: OutcomeStatus, aborted: bool = False) -> Repor
         outcomes.append(
             Outcome(
                 image_id=decision.image.id,
-                references=decision.image.references,
+                references=tuple(str(r) for r in decision.image.references),
                 rule=decision.rule,
                 status=status,
                 detail="",
@@ -176,7 +176,9 @@ class TestARun:
         self, metrics: Metrics, registry: CollectorRegistry
     ) -> None:
         plan = plan_of()
-        run = report(plan, OutcomeStatus.REMOVED, OutcomeStatus.NOT_ATTEMPTED, aborted=True)
+        run = report(
+            plan, OutcomeStatus.REMOVED, OutcomeStatus.NOT_ATTEMPTED, aborted="engine gone"
+        )
         assert record(metrics, plan, run) is CycleResult.ABORTED
         assert value(registry, "gcd_cycles_total", trigger="once", result="aborted") == 1
         assert value(registry, "gcd_last_success_timestamp_seconds") == 0
