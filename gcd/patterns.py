@@ -11,6 +11,8 @@ from gcd.errors import PatternError
 from gcd.model import DEFAULT_REGISTRY, Reference
 
 REGEX_PREFIX = "regex:"
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # the error is reported to the user, not to stderr by RE2
 
 
 def _normalise_glob(glob: str) -> str:
@@ -64,9 +66,12 @@ class Pattern:
         else:
             source = _glob_to_regex(_normalise_glob(text))
         try:
-            compiled = re2.compile(f"^(?:{source})$")
+            compiled = re2.compile(f"^(?:{source})$", _OPTIONS)
         except re2.error as exc:
-            raise PatternError(f"invalid pattern {text!r}: {exc}") from exc
+            reason = exc.args[0] if exc.args else exc
+            if isinstance(reason, bytes):
+                reason = reason.decode(errors="replace")
+            raise PatternError(f"invalid pattern {text!r}: {reason}") from None
         return cls(text, compiled)
 
     def matches(self, reference: Reference) -> bool:

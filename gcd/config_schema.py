@@ -1,0 +1,166 @@
+"""The policy file's schema as pydantic models: validation once, at the edge.
+
+Field names here are the policy file's keys. Custom scalar types (durations, fractions,
+patterns) raise ValueError with a message that says what was expected; `config.py` adds the
+file, line, column and field path.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+from gcd.errors import PatternError
+from gcd.patterns import Pattern
+from gcd.units import parse_duration
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as 30s, 15m, 1h, 7d or 2w, got {value!r}")
+    return parse_duration(value)
+
+
+def _fraction(value: Any) -> float:
+    """`0.9` or `"90%"` → 0.9; must lie in (0, 1]."""
+    number: float
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"expected a share such as 0.9 or 90%, got {value!r}") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError(f"expected a share such as 0.9 or 90%, got {value!r}")
+    if not 0 < number <= 1:
+        raise ValueError(f"expected a share above 0 and at most 1 (100%), got {value!r}")
+    return number
+
+
+def _pattern(value: str) -> str:
+    try:
+        Pattern.compile(value)
+    except PatternError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _label_value(value: Any) -> Any:
+    """Unquoted YAML `true` or `3` are accepted as the strings Docker labels hold."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _cron(value: str) -> str:
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"expected a crontab line such as '0 * * * *': {exc}") from None
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Fraction = Annotated[float, BeforeValidator(_fraction)]
+PatternText = Annotated[str, AfterValidator(_pattern)]
+LabelValue = Annotated[str, BeforeValidator(_label_value)]
+Cron = Annotated[str, AfterValidator(_cron)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SafetyModel(Strict):
+    min_age: Duration = timedelta(hours=1)
+    max_deletions_per_run: int = Field(default=500, ge=1)
+    max_delete_fraction: Fraction = 0.9
+
+
+class KeepRuleModel(Strict):
+    label: dict[str, LabelValue] | None = None
+    reference: Annotated[list[PatternText], BeforeValidator(_as_list)] | None = None
+    newest: int | None = Field(default=None, ge=1)
+    younger_than: Duration | None = None
+    used_within: Duration | None = None
+
+    @model_validator(mode="after")
+    def _has_a_condition(self) -> KeepRuleModel:
+        if not any(
+            value is not None
+            for value in (
+                self.label,
+                self.reference,
+                self.newest,
+                self.younger_than,
+                self.used_within,
+            )
+        ):
+            raise ValueError(
+                "a keep rule needs at least one of label, reference, newest, younger_than, "
+                "used_within"
+            )
+        return self
+
+
+class DanglingModel(Strict):
+    keep_within: Duration = timedelta(hours=1)
+
+
+class ImagesModel(Strict):
+    keep: list[KeepRuleModel] = []
+    dangling: DanglingModel = DanglingModel()
+
+
+class DiskModel(Strict):
+    path: str | None = None
+    high: Fraction = 0.85
+    low: Fraction = 0.70
+    check_every: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> DiskModel:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low:.0%}) must be below high ({self.high:.0%})")
+        return self
+
+
+class ScheduleModel(Strict):
+    every: Duration | None = None
+    cron: Cron | None = None
+    jitter: Duration = timedelta(0)
+    disk: DiskModel | None = None
+
+    @model_validator(mode="after")
+    def _one_timer(self) -> ScheduleModel:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("set either every or cron, not both")
+        if self.every is not None and self.every.total_seconds() < 1:
+            raise ValueError("every must be at least 1s")
+        return self
+
+
+class PolicyModel(Strict):
+    version: Literal[1] = 1
+    safety: SafetyModel = SafetyModel()
+    images: ImagesModel | None = None
+    schedule: ScheduleModel = ScheduleModel()
