@@ -1,4 +1,9 @@
-"""One gcd at a time per host: an exclusive, non-blocking flock in the state directory."""
+"""One gcd at a time per host: an exclusive, non-blocking flock in the state directory.
+
+The lock is the flock on `gcd.lock`, not the file's existence: the kernel releases it when the
+holder exits, however it exits, so a crash never leaves a stale lock. The holder writes its pid
+into the file for the message the next process prints, and empties it on release.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,18 @@ LOCK_FILE = "gcd.lock"
 
 
 @contextmanager
-def hold_lock(directory: Path) -> Iterator[None]:
+def hold_lock(directory: Path) -> Iterator[Path]:
+    """Hold `directory/gcd.lock` (the directory is created 0700 if missing) for the block;
+    raise `LockHeldError` naming the file and the holder's pid when another process has it."""
     path = directory / LOCK_FILE
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise StateError(f"cannot open the lock file {path}: {exc.strerror}") from exc
+        raise StateError(
+            f"cannot open the lock file {path}: {exc.strerror}; check the permissions of the "
+            "state directory or choose another with --state-dir"
+        ) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -32,6 +42,9 @@ def hold_lock(directory: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # still locked here: nobody reads a stale pid
     finally:
         os.close(fd)
