@@ -1,67 +1,108 @@
 """Apply a plan, one image at a time, safely (engine-facts.md §0 and §1.1).
 
-For each planned deletion, right before touching it: re-inspect by full id and re-apply the
-guards on the fresh record (still there, same tags, no container uses it); anything changed →
-skip. Never `force`. Delete by full id, never by name: a tag may have moved to a freshly built
-image since the plan, and deleting the name would delete the new image.
+For each planned deletion, in plan order, right before touching it:
 
-An image with several tags cannot be deleted by id without force (409), so its extra tags are
-untagged by name one by one, each only after a fresh inspect shows that name still resolves to
-the planned id; then the image is deleted by id. The residual race: between that inspect and
-the untag (one round trip), another client may move the tag to another image; the untag then
-removes the tag from that image, and if it was that image's last reference and no container
-uses it, the engine deletes it. Untagging only ever happens while the planned image keeps
-another name, so it never leaves a dangling image that a container still uses.
+1. Re-inspect the image by its full id. Gone → `already_gone`.
+2. Re-apply the guards on the fresh record: its tags must be exactly the planned ones, and its
+   `Metadata.LastTagTime` no later than the plan (nobody tagged it since the snapshot), else
+   `skipped_changed`; no container in any state may use it (one `GET /containers/json?all=1`
+   per image, comparing `ImageID` exactly), else `skipped_in_use`.
+3. An image with several tags cannot be deleted by id without force (409 "referenced in
+   multiple repositories"), so its extra tags are untagged by name one by one, each only after
+   a fresh inspect *of that name* shows it still resolves to the planned id, carrying exactly
+   the tags expected at that point. Anything else → `skipped_changed`, and the image is left
+   as it is: it still has at least one tag, so it is never left dangling.
+4. `DELETE /images/<full id>`: never by name (a tag may have moved to a freshly built image
+   since the plan, and deleting the name would delete the new image), never with `force`.
+   The daemon is the final judge: a container or a tag that appeared after step 2 gives a
+   409 → `conflict`, counted, never retried with force.
 
-Outcomes: 404, or a 500 whose fresh inspect says the image is gone → already_gone; 409 →
-conflict (kept, counted, never retried with force); a timeout is re-inspected before it is
-counted. An unreachable engine ends the run cleanly: the rest is `not_attempted`.
+Outcomes: 404 → `already_gone`; a 500 whose fresh inspect says the image is gone (20.10's
+"unrecognized image ID" after a concurrent delete) → `already_gone`, otherwise `failed`; a
+request timeout is re-inspected: gone → `removed`, still there → `timeout`. Any other engine
+error is that image's `failed` and the executor goes on. An unreachable engine ends the run
+cleanly (`Report.aborted`; the rest `not_attempted`); so does the `stop` event, after the
+image in progress.
+
+The residual race: between the fresh inspect of a name and `DELETE /images/<name>` (one
+round trip), another client may move that tag to another image X. The untag then removes the
+tag from X instead, and if it was X's last reference and no container uses X, the engine
+deletes X (with a container using X it refuses with 409). The Engine API has no "untag this
+name only if it names that id", so the window cannot be closed, only kept to one round trip
+and to images with several tags. A container created from the image after step 2 may see
+extra tags go, but never the last one: the delete by id then answers 409, and the image
+keeps a name.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import structlog
 
 from gcd.engine import Engine, RemoveResult, RemoveStatus
-from gcd.errors import EngineUnreachableError, RunRefusedError
+from gcd.errors import EngineError, EngineUnreachableError, RunRefusedError
+from gcd.model import ReferenceError, parse_reference
 from gcd.plan import Decision, Plan
 from gcd.rules import RuleId
-from gcd.snapshot import parse_references
+
+__all__ = [
+    "ATTENTION",
+    "Outcome",
+    "OutcomeStatus",
+    "Report",
+    "classify_after_reinspect",
+    "execute",
+    "parse_engine_time",
+]
 
 log = structlog.get_logger("gcd.executor")
+
+_NONE_TAG = "<none>:<none>"
 
 
 class OutcomeStatus(StrEnum):
     REMOVED = "removed"
     ALREADY_GONE = "already_gone"
     SKIPPED_CHANGED = "skipped_changed"
+    """The fresh record differs from the plan: tags changed, or tagged since the snapshot."""
     SKIPPED_IN_USE = "skipped_in_use"
+    """A container (in any state) uses the image now, found by the fresh check."""
     CONFLICT = "conflict"
+    """The engine answered 409: kept, counted, never retried with force."""
     FAILED = "failed"
     TIMEOUT = "timeout"
+    """The request timed out and a fresh inspect shows the image still there."""
     NOT_ATTEMPTED = "not_attempted"
+    """The run ended (stop requested, engine unreachable) before this image."""
+
+
+ATTENTION = frozenset({OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT})
+"""Outcomes where the engine did not do what was asked: a run with any exits non-zero."""
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     image_id: str
     references: tuple[str, ...]
+    """The planned image's tags and digests, in the familiar form `docker images` shows."""
     rule: RuleId
     status: OutcomeStatus
     detail: str = ""
     freed_bytes: int = 0
+    """The plan's predicted bytes for this image when removed, else 0."""
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
     outcomes: tuple[Outcome, ...]
     aborted: str | None = None
+    """Why the run ended before the end of the plan; None when it got through."""
 
     def count(self, status: OutcomeStatus) -> int:
         return sum(1 for o in self.outcomes if o.status is status)
@@ -73,102 +114,210 @@ class Report:
 
     @property
     def failed(self) -> tuple[Outcome, ...]:
-        return tuple(
-            o for o in self.outcomes if o.status in (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
-        )
+        """The outcomes needing attention: `failed` and `timeout`."""
+        return tuple(o for o in self.outcomes if o.status in ATTENTION)
 
 
-class _Skip(Exception):  # control flow within one image; never escapes
-    def __init__(self, status: OutcomeStatus, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One image's status and why, before it becomes an `Outcome`."""
+
+    status: OutcomeStatus
+    detail: str
 
 
-def _fresh_tags(record: dict[str, Any]) -> set[str]:
-    return {str(ref) for ref in parse_references(record.get("RepoTags"))}
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
 
 
-def _check_guards(decision: Decision, engine: Engine) -> dict[str, Any]:
-    image = decision.image
-    fresh = engine.inspect_image(image.id)
-    if fresh is None:
-        raise _Skip(OutcomeStatus.ALREADY_GONE, "gone before gcd got to it")
-    planned = {str(ref) for ref in image.tags}
-    now_tagged = _fresh_tags(fresh)
-    if now_tagged != planned:
-        added = sorted(now_tagged - planned)
-        removed = sorted(planned - now_tagged)
-        raise _Skip(
-            OutcomeStatus.SKIPPED_CHANGED,
-            f"tags changed since the plan (added {added}, removed {removed})",
-        )
-    users = [
-        str((c.get("Names") or [c["Id"][:12]])[0]).lstrip("/")
-        for c in engine.list_containers()
-        if c.get("ImageID") == image.id
-    ]
-    if users:
-        raise _Skip(OutcomeStatus.SKIPPED_IN_USE, "now used by container " + ", ".join(users))
-    return fresh
+def _normalise(raw: str) -> str:
+    try:
+        return str(parse_reference(raw))
+    except ReferenceError:
+        return raw  # never equal to a planned (parsed) tag, so the image is skipped
 
 
-def _classify(result: RemoveResult, decision: Decision, engine: Engine) -> Outcome | None:
-    """None when the removal went through; an Outcome for everything else."""
-    image = decision.image
-    status = result.status
-    if status is RemoveStatus.REMOVED:
+def _tags(record: Mapping[str, Any]) -> dict[str, str]:
+    """Normalised tag → the engine's own spelling of it (the name to untag)."""
+    return {
+        _normalise(raw): raw
+        for raw in record.get("RepoTags") or ()
+        if isinstance(raw, str) and raw != _NONE_TAG
+    }
+
+
+def _describe(tags: set[str]) -> str:
+    return ", ".join(sorted(tags)) or "no tags"
+
+
+def parse_engine_time(text: object) -> datetime | None:
+    """An engine timestamp (RFC 3339, nanoseconds); None when absent or unreadable."""
+    if not isinstance(text, str) or not text:
         return None
-    if status is RemoveStatus.NOT_FOUND:
-        return _outcome(decision, OutcomeStatus.ALREADY_GONE, result.message)
-    if status is RemoveStatus.CONFLICT:
-        return _outcome(decision, OutcomeStatus.CONFLICT, result.message)
-    gone = engine.inspect_image(image.id) is None
-    if status is RemoveStatus.TIMEOUT:
-        if gone:
-            return None
-        return _outcome(decision, OutcomeStatus.TIMEOUT, result.message)
-    if gone:  # e.g. 20.10's 500 "unrecognized image ID" after a concurrent delete
-        return _outcome(decision, OutcomeStatus.ALREADY_GONE, result.message)
-    return _outcome(decision, OutcomeStatus.FAILED, result.message)
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
-def _outcome(decision: Decision, status: OutcomeStatus, detail: str, freed: int = 0) -> Outcome:
-    return Outcome(
-        image_id=decision.image.id,
-        references=tuple(ref.familiar for ref in decision.image.tags),
-        rule=decision.rule,
-        status=status,
-        detail=detail,
-        freed_bytes=freed,
+def _changed(decision: Decision, record: Mapping[str, Any], since: datetime) -> str | None:
+    planned = {str(ref) for ref in decision.image.tags}
+    fresh = set(_tags(record))
+    if fresh != planned:
+        return f"tags changed since the plan: planned {_describe(planned)}, now {_describe(fresh)}"
+    metadata = record.get("Metadata")
+    tagged = parse_engine_time(metadata.get("LastTagTime") if isinstance(metadata, dict) else None)
+    if tagged is not None and tagged > since:
+        return f"tagged again at {tagged.isoformat()}, after the plan ({since.isoformat()})"
+    return None
+
+
+def _users(containers: list[dict[str, Any]], image_id: str) -> list[str]:
+    return sorted(
+        f"{str((c.get('Names') or [str(c.get('Id', ''))[:12]])[0]).lstrip('/')} "
+        f"({c.get('State', 'unknown state')})"
+        for c in containers
+        if c.get("ImageID") == image_id
     )
 
 
-def remove_image(decision: Decision, engine: Engine) -> Outcome:
-    """Remove one planned image, re-checking everything first."""
-    image = decision.image
-    try:
-        _check_guards(decision, engine)
-        extra = sorted(str(ref) for ref in image.tags)[1:]
-        for name in extra:
-            resolved = engine.inspect_image(name)
-            if resolved is None or resolved.get("Id") != image.id:
-                raise _Skip(OutcomeStatus.SKIPPED_CHANGED, f"{name} no longer names this image")
-            untagged = engine.remove_image(name)
-            problem = _classify(untagged, decision, engine)
-            if problem is not None and problem.status is not OutcomeStatus.ALREADY_GONE:
-                return problem
-        problem = _classify(engine.remove_image(image.id), decision, engine)
-    except _Skip as skip:
-        return _outcome(decision, skip.status, skip.detail)
-    if problem is not None:
-        return problem
-    return _outcome(decision, OutcomeStatus.REMOVED, decision.detail, decision.freed_bytes)
+def classify_after_reinspect(result: RemoveResult, *, gone: bool) -> Verdict:
+    """A 500 or a timeout of `DELETE /images/<id>`, judged by a fresh inspect."""
+    if result.status is RemoveStatus.TIMEOUT:
+        if gone:
+            return Verdict(OutcomeStatus.REMOVED, f"deleted by id ({result.message}; re-inspected)")
+        return Verdict(OutcomeStatus.TIMEOUT, f"{result.message}; the image is still there")
+    if gone:
+        return Verdict(OutcomeStatus.ALREADY_GONE, f"{result.message}; re-inspected: gone")
+    return Verdict(OutcomeStatus.FAILED, result.message)
+
+
+class _Attempt:
+    """Deleting one planned image. `touched`: a modifying request was sent."""
+
+    def __init__(
+        self,
+        decision: Decision,
+        engine: Engine,
+        since: datetime,
+        before_untag: Callable[[Decision, str], None] | None,
+    ) -> None:
+        self.decision = decision
+        self.image_id = decision.image.id
+        self.engine = engine
+        self.since = since
+        self.before_untag = before_untag
+        self.touched = False
+        self.untagged: list[str] = []
+
+    def run(self) -> Verdict:
+        try:
+            verdict = self._run()
+        except EngineError as exc:
+            verdict = Verdict(OutcomeStatus.FAILED, str(exc))
+        if self.untagged:
+            return Verdict(verdict.status, f"{verdict.detail}; untagged {', '.join(self.untagged)}")
+        return verdict
+
+    def _run(self) -> Verdict:
+        record = self.engine.inspect_image(self.image_id)
+        if record is None:
+            return Verdict(OutcomeStatus.ALREADY_GONE, "gone before gcd got to it")
+        changed = _changed(self.decision, record, self.since)
+        if changed is not None:
+            return Verdict(OutcomeStatus.SKIPPED_CHANGED, changed)
+        users = _users(self.engine.list_containers(), self.image_id)
+        if users:
+            return Verdict(OutcomeStatus.SKIPPED_IN_USE, "now used by " + ", ".join(users))
+        tags = _tags(record)
+        remaining = set(tags)
+        for tag in sorted(tags)[1:]:  # the first tag goes with the delete by id
+            refused = self._untag(tag, tags[tag], remaining)
+            if refused is not None:
+                return refused
+            remaining.discard(tag)
+        if self.untagged:
+            record = self.engine.inspect_image(self.image_id)
+            if record is None:
+                return Verdict(OutcomeStatus.ALREADY_GONE, "gone while gcd untagged it")
+            if set(_tags(record)) != remaining:
+                fresh = set(_tags(record))
+                return Verdict(
+                    OutcomeStatus.SKIPPED_CHANGED, f"tags changed meanwhile: {_describe(fresh)}"
+                )
+        self.touched = True
+        return self._classify(self.engine.remove_image(self.image_id))
+
+    def _untag(self, tag: str, name: str, remaining: set[str]) -> Verdict | None:
+        """Untag `name` if it still names the planned image with the expected tags."""
+        if self.before_untag is not None:
+            self.before_untag(self.decision, tag)
+        record = self.engine.inspect_image(name)
+        found = record.get("Id") if record is not None else None
+        keeps = _describe(remaining)
+        if record is None or found != self.image_id:
+            where = f"now names {_short(str(found))}" if found else "is gone"
+            return Verdict(
+                OutcomeStatus.SKIPPED_CHANGED, f"{name} {where}; the image keeps {keeps}"
+            )
+        fresh = set(_tags(record))
+        if fresh != remaining:
+            return Verdict(
+                OutcomeStatus.SKIPPED_CHANGED,
+                f"tags changed meanwhile: expected {keeps}, found {_describe(fresh)}",
+            )
+        self.touched = True
+        result = self.engine.remove_image(name)
+        if result.status is RemoveStatus.REMOVED:
+            self.untagged.append(name)
+            return None
+        if result.status is RemoveStatus.TIMEOUT:
+            after = self.engine.inspect_image(self.image_id)
+            if after is not None and tag not in _tags(after):
+                self.untagged.append(name)
+                return None
+        status = {
+            RemoveStatus.NOT_FOUND: OutcomeStatus.SKIPPED_CHANGED,
+            RemoveStatus.CONFLICT: OutcomeStatus.CONFLICT,
+            RemoveStatus.TIMEOUT: OutcomeStatus.TIMEOUT,
+        }.get(result.status, OutcomeStatus.FAILED)
+        return Verdict(status, f"untagging {name}: {result.message}; the image keeps {keeps}")
+
+    def _classify(self, result: RemoveResult) -> Verdict:
+        if result.status is RemoveStatus.REMOVED:
+            return Verdict(OutcomeStatus.REMOVED, "deleted by id")
+        if result.status is RemoveStatus.NOT_FOUND:
+            return Verdict(OutcomeStatus.ALREADY_GONE, result.message)
+        if result.status is RemoveStatus.CONFLICT:
+            return Verdict(OutcomeStatus.CONFLICT, result.message)
+        try:
+            gone = self.engine.inspect_image(self.image_id) is None
+        except EngineError as exc:
+            gone = False
+            result = RemoveResult(result.status, f"{result.message}; re-inspect failed: {exc}")
+        return classify_after_reinspect(result, gone=gone)
+
+
+def _outcome(decision: Decision, verdict: Verdict) -> Outcome:
+    removed = verdict.status is OutcomeStatus.REMOVED
+    return Outcome(
+        image_id=decision.image.id,
+        references=tuple(ref.familiar for ref in decision.image.references),
+        rule=decision.rule,
+        status=verdict.status,
+        detail=verdict.detail,
+        freed_bytes=decision.freed_bytes if removed else 0,
+    )
 
 
 def _log(outcome: Outcome) -> None:
     fields = {
-        "image": outcome.image_id.removeprefix("sha256:")[:12],
+        "image": _short(outcome.image_id),
         "references": list(outcome.references),
         "rule": outcome.rule.value,
         "status": outcome.status.value,
@@ -177,7 +326,7 @@ def _log(outcome: Outcome) -> None:
     }
     if outcome.status is OutcomeStatus.REMOVED:
         log.info("image_removed", **fields)
-    elif outcome.status in (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT):
+    elif outcome.status in ATTENTION:
         log.warning("image_skipped", **fields)
     else:
         log.info("image_skipped", **fields)
@@ -190,28 +339,41 @@ def execute(
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     before_delete: Callable[[Decision], None] | None = None,
+    before_untag: Callable[[Decision, str], None] | None = None,
 ) -> Report:
-    """Apply `plan`'s deletions in order. `before_delete` is a test seam: it runs after
-    planning and before each image's checks, so tests can race the executor deterministically."""
+    """Apply `plan`'s deletions in order; one `Outcome` per planned deletion, logged as one
+    `image_removed` or `image_skipped` event and passed to `on_outcome`.
+
+    Raises `RunRefusedError` for a refused plan before touching anything. `stop` ends the run
+    after the image in progress: the rest is `not_attempted`, and `Report.aborted` stays None
+    (a requested stop is no failure); an unreachable engine sets it.
+
+    Test seams, never used in production: `before_delete(decision)` runs before each image's
+    checks and `before_untag(decision, tag)` before each untag's fresh inspect, so that tests
+    can change the engine between plan and execution deterministically.
+    """
     if plan.refusal is not None:
         raise RunRefusedError(plan.refusal)
     outcomes: list[Outcome] = []
     aborted: str | None = None
     for decision in plan.deletions:
-        if aborted is not None or (stop is not None and stop.is_set()):
-            reason = aborted or "stop requested"
-            outcome = _outcome(decision, OutcomeStatus.NOT_ATTEMPTED, reason)
+        if aborted is not None:
+            verdict = Verdict(OutcomeStatus.NOT_ATTEMPTED, aborted)
+        elif stop is not None and stop.is_set():
+            verdict = Verdict(OutcomeStatus.NOT_ATTEMPTED, "stop requested; not attempted")
         else:
-            if before_delete is not None:
-                before_delete(decision)
+            attempt = _Attempt(decision, engine, plan.created_at, before_untag)
             try:
-                outcome = remove_image(decision, engine)
+                if before_delete is not None:
+                    before_delete(decision)
+                verdict = attempt.run()
             except EngineUnreachableError as exc:
-                aborted = str(exc)
-                outcome = _outcome(decision, OutcomeStatus.NOT_ATTEMPTED, aborted)
-                log.error("engine_lost", error=aborted)
-            else:
-                _log(outcome)
+                aborted = f"the engine became unreachable: {exc}"
+                log.error("engine_lost", error=str(exc))
+                status = OutcomeStatus.FAILED if attempt.touched else OutcomeStatus.NOT_ATTEMPTED
+                verdict = Verdict(status, aborted)
+        outcome = _outcome(decision, verdict)
+        _log(outcome)
         outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
