@@ -117,22 +117,31 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def describe_reference(policy: Policy, text: str) -> str:
-    """What the policy's keep rules say about one reference, without an engine."""
+    """What the policy's keep rules say about one reference, without an engine: the first
+    rule that holds on the reference alone, and the conditional rules before it."""
     reference = parse_reference(text)
     if policy.images is None:
         return "not touched: the policy has no images section"
+    conditional: list[str] = []
     for rule in policy.images.keep:
         if rule.references and not any(p.matches(reference) for p in rule.references):
             continue
         conditions = []
         if rule.labels:
-            conditions.append("if its labels match")
+            conditions.append("its labels match")
         if rule.newest is not None:
-            conditions.append(f"if among the {rule.newest} newest of {reference.repository}")
-        if rule.younger_than is not None:
-            conditions.append("while younger than the rule's age")
-        when = " ".join(conditions) if conditions else "always"
-        return f"kept by {rule.describe()} ({rule.rule_id.value}) {when}"
+            conditions.append(f"it is among the {rule.newest} newest of {reference.repository}")
+        if rule.younger_than is not None or rule.used_within is not None:
+            conditions.append("its local age or last use is recent enough")
+        if conditions:
+            conditional.append(
+                f"{rule.describe()} ({rule.rule_id.value}) if " + " and ".join(conditions)
+            )
+            continue
+        answer = f"kept by {rule.describe()} ({rule.rule_id.value})"
+        return answer + ("; earlier, " + "; ".join(conditional) if conditional else "")
+    if conditional:
+        return "kept only by " + "; or ".join(conditional)
     return "no keep rule holds: deleted once older than safety.min_age and unused"
 
 
