@@ -277,7 +277,7 @@ class Metrics:
         )
         if result is CycleResult.REFUSED:
             self.safety_aborts.inc()
-        self._record_cycle(Trigger(trigger), result, duration_seconds, now)
+        self.record_cycle(trigger, result, duration_seconds, now)
         if not report.aborted:
             self.engine_up.set(1)
         return result
@@ -313,7 +313,7 @@ class Metrics:
         """A plan refused by a safety limit before anything ran (RunRefusedError)."""
         self.record_plan(plan, layer_sizes)
         self.safety_aborts.inc()
-        self._record_cycle(Trigger(trigger), CycleResult.REFUSED, duration_seconds, now)
+        self.record_cycle(trigger, CycleResult.REFUSED, duration_seconds, now)
 
     def record_failure(
         self,
@@ -326,14 +326,24 @@ class Metrics:
         """A cycle that could not run or finish (an error escaped it)."""
         if engine_unreachable:
             self.engine_up.set(0)
-        self._record_cycle(Trigger(trigger), CycleResult.FAILURE, duration_seconds, now)
+        self.record_cycle(trigger, CycleResult.FAILURE, duration_seconds, now)
 
-    def _record_cycle(
-        self, trigger: Trigger, result: CycleResult, duration_seconds: float, now: datetime
+    def record_cycle(
+        self,
+        trigger: Trigger | str,
+        result: CycleResult | str,
+        duration_seconds: float,
+        now: datetime,
     ) -> None:
-        self.cycles.labels(trigger.value, result.value).inc()
+        """Count one cycle and its duration; a success also sets the last success time.
+
+        `record_run`, `record_refusal` and `record_failure` call this; use it directly only
+        for a cycle none of them describes. Unknown trigger or result values raise
+        ValueError: the label sets are closed."""
+        outcome = CycleResult(result)
+        self.cycles.labels(Trigger(trigger).value, outcome.value).inc()
         self.cycle_duration.observe(max(duration_seconds, 0.0))
-        if result is CycleResult.SUCCESS:
+        if outcome is CycleResult.SUCCESS:
             self._last_success_at = max(self._last_success_at, now.timestamp())
             self.last_success.set(self._last_success_at)
 
