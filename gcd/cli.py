@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from gcd import __version__
 from gcd.config import load_policy
-from gcd.cycle import DEFAULT_STATE_DIR, plan_once, run_once
+from gcd.cycle import DEFAULT_STATE_DIR, RunResult, plan_once, run_once
 from gcd.engine import Engine
-from gcd.errors import ExitCode, GcdError, PolicyError
+from gcd.errors import (
+    EngineUnreachableError,
+    ExitCode,
+    GcdError,
+    PolicyError,
+    RunRefusedError,
+)
 from gcd.executor import OutcomeStatus
 from gcd.logs import configure_logging
+from gcd.metrics import Metrics
+from gcd.metrics_observer import MetricsObserver
+from gcd.metrics_server import DEFAULT_ADDRESS as DEFAULT_METRICS_ADDRESS
+from gcd.metrics_server import MetricsServer
+from gcd.metrics_textfile import DEFAULT_NAME as DEFAULT_TEXTFILE_NAME
+from gcd.metrics_textfile import restore_counters, write_textfile
 from gcd.model import ReferenceError, parse_reference
 from gcd.render import (
     plan_document,
@@ -25,6 +40,7 @@ from gcd.render import (
     write_run_table,
 )
 from gcd.rules import Policy
+from gcd.webconfig import load_web_config
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
 FAILED_STATUSES = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
@@ -32,39 +48,77 @@ FAILED_STATUSES = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
 log = structlog.get_logger("gcd.cli")
 
 
+def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """Global options, accepted before or after the command (`gcd run --once --host X`).
+    On the commands their default is SUPPRESS, so they only override when given."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--host",
+        default=default(None),
+        help="Docker engine address (default: DOCKER_HOST, else the local socket)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default(DEFAULT_STATE_DIR),
+        help=f"first-seen and last-use times and the lock (default {DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--log-format", choices=("auto", "json", "console"), default=default("auto")
+    )
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default=default("info")
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gcd", description="Policy-driven garbage collection for Docker hosts."
     )
     parser.add_argument("--version", action="version", version=f"gcd {__version__}")
-    parser.add_argument("--host", help="Docker engine address (default: DOCKER_HOST or socket)")
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=DEFAULT_STATE_DIR,
-        help=f"where first-seen times and the lock live (default {DEFAULT_STATE_DIR})",
-    )
-    parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
-    parser.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
-    )
+    _common_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def with_policy(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy file")
-        sub.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _common_options(sub, defaults=False)
+        return sub
 
-    with_policy(commands.add_parser("plan", help="show what a run would do; deletes nothing"))
-    run = commands.add_parser("run", help="evaluate the policy and delete what it does not keep")
+    def with_policy(sub: argparse.ArgumentParser, output: bool = True) -> None:
+        sub.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy file")
+        if output:
+            sub.add_argument("-o", "--output", choices=("table", "json"), default="table")
+
+    with_policy(command("plan", "show what a run would do; deletes nothing"))
+    run = command("run", "evaluate the policy and delete what it does not keep")
     with_policy(run)
     run.add_argument("--once", action="store_true", required=True, help="one run, then exit")
-    daemon = commands.add_parser(
-        "daemon", help="run cycles on the policy's schedule and under disk pressure"
+    run.add_argument(
+        "--textfile",
+        type=Path,
+        metavar="DIR",
+        help="write metrics to DIR/gcd.prom for node_exporter's textfile collector",
     )
-    daemon.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy file")
-    check = commands.add_parser("check", help="validate policy files")
+    daemon = command("daemon", "run cycles on the policy's schedule and under disk pressure")
+    with_policy(daemon, output=False)
+    daemon.add_argument(
+        "--metrics-address",
+        default=DEFAULT_METRICS_ADDRESS,
+        metavar="HOST:PORT",
+        help=f"serve Prometheus metrics here (default {DEFAULT_METRICS_ADDRESS}; 'off' to disable)",
+    )
+    daemon.add_argument(
+        "--web-config",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic auth for the metrics endpoint (Prometheus exporter web-config format)",
+    )
+    check = command("check", "validate policy files")
     check.add_argument("files", type=Path, nargs="+")
-    test = commands.add_parser("test-pattern", help="which keep rule would hold each reference")
+    test = command("test-pattern", "which keep rule would hold each reference")
     test.add_argument("file", type=Path)
     test.add_argument("references", nargs="+")
     return parser
@@ -82,7 +136,42 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
+    if args.textfile is not None:
+        return _run_with_textfile(args, policy)
     result = run_once(Engine(args.host), policy, args.state_dir)
+    return _report_run(args, result)
+
+
+def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
+    """Timer mode: the run's metrics go to DIR/gcd.prom, counters continuing the last file."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    restore_counters(metrics, args.textfile / DEFAULT_TEXTFILE_NAME)
+    metrics.record_policy_loaded(args.policy.read_bytes())
+    started = time.monotonic()
+    try:
+        result = run_once(Engine(args.host), policy, args.state_dir)
+    except GcdError as exc:
+        elapsed = time.monotonic() - started
+        now = datetime.now(UTC)
+        if isinstance(exc, RunRefusedError):
+            metrics.record_safety_abort()
+            metrics.record_cycle("once", "refused", elapsed, now)
+        else:
+            unreachable = isinstance(exc, EngineUnreachableError)
+            metrics.record_failure(
+                trigger="once", duration_seconds=elapsed, now=now, engine_unreachable=unreachable
+            )
+        write_textfile(registry, args.textfile)
+        raise
+    metrics.record_result(
+        result, trigger="once", duration_seconds=time.monotonic() - started, now=datetime.now(UTC)
+    )
+    write_textfile(registry, args.textfile)
+    return _report_run(args, result)
+
+
+def _report_run(args: argparse.Namespace, result: RunResult) -> int:
     if args.output == "json":
         write_json(run_document(result.plan, result.report, result.freed_bytes), sys.stdout)
     else:
@@ -99,8 +188,19 @@ def _daemon(args: argparse.Namespace) -> int:
     from gcd.daemon import Daemon, DaemonSettings  # noqa: PLC0415 - keeps one-shot start-up lean
 
     policy = load_policy(args.policy)
+    web_config = load_web_config(args.web_config) if args.web_config else None
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    server = None
+    if args.metrics_address != "off":
+        server = MetricsServer(registry, args.metrics_address, web_config)
+        server.start()
     settings = DaemonSettings(policy_path=args.policy, state_dir=args.state_dir, host=args.host)
-    return Daemon(settings, policy).run()
+    try:
+        return Daemon(settings, policy, observer=MetricsObserver(metrics)).run()
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -1,0 +1,59 @@
+"""The daemon's observations turned into metrics (see gcd.metrics for the names)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from gcd.cycle import RunResult
+from gcd.metrics import Metrics
+from gcd.observer import CycleObserver
+from gcd.pressure import Pressure
+
+log = structlog.get_logger("gcd.metrics")
+
+
+class MetricsObserver(CycleObserver):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def engine_up(self, up: bool) -> None:
+        self.metrics.set_engine_up(up)
+
+    def policy_reloaded(self, path: Path | None) -> None:
+        if path is None:
+            self.metrics.record_policy_reload_failed()
+            return
+        try:
+            self.metrics.record_policy_loaded(path.read_bytes())
+        except OSError as exc:
+            log.warning("policy_digest_failed", error=str(exc))
+
+    def disk_measured(self, pressure: Pressure) -> None:
+        self.metrics.record_disk(
+            pressure.bytes_ratio,
+            pressure.inodes_ratio,
+            pressure.high,
+            pressure.low,
+            pressure.above_high,
+        )
+
+    def cycle_finished(
+        self, trigger: str, result: RunResult, duration_seconds: float, fs_freed: int | None
+    ) -> None:
+        self.metrics.record_result(
+            result, trigger=trigger, duration_seconds=duration_seconds, now=datetime.now(UTC)
+        )
+        if fs_freed is not None:
+            self.metrics.record_filesystem_freed(fs_freed)
+
+    def cycle_failed(self, trigger: str, result: str, duration_seconds: float) -> None:
+        if result == "refused":
+            self.metrics.record_safety_abort()
+            self.metrics.record_cycle(trigger, "refused", duration_seconds, datetime.now(UTC))
+            return
+        self.metrics.record_failure(
+            trigger=trigger, duration_seconds=duration_seconds, now=datetime.now(UTC)
+        )
