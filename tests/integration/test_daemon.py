@@ -1,0 +1,159 @@
+"""`gcd daemon` as a subprocess against the suite's own engine."""
+
+from __future__ import annotations
+
+import json
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import docker
+import pytest
+
+from gcd.state import State
+from tests.integration.daemon_process import DaemonProcess, wait_until
+from tests.integration.harness import PrivateEngine
+from tests.integration.images import image, layer, load, runnable_layer
+
+OLD = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def write_policy(path: Path, body: str, schedule: str = "every: 1s") -> Path:
+    path.write_text(
+        "version: 1\n"
+        "safety: {min_age: 1h, max_delete_fraction: 1}\n"
+        f"{body}\n"
+        f"schedule:\n  {schedule}\n"
+    )
+    return path
+
+
+def exists(api: docker.APIClient, name: str) -> bool:
+    try:
+        api.inspect_image(name)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def backdate(state_dir: Path, *ids: str, when: datetime = OLD) -> None:
+    state = State.load(state_dir)
+    for image_id in ids:
+        state.mark_seen(image_id, when)
+    state.save()
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    return tmp_path / "policy.yaml"
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def test_a_cycle_fires_on_a_short_schedule(
+    clean_engine: PrivateEngine, api: docker.APIClient, policy_file: Path, state_dir: Path
+) -> None:
+    ids = load(
+        api,
+        image(layer(1000, "d1"), tags=("scratch/app:1",), created=OLD),
+        image(layer(1000, "d2"), tags=("keep/app:1",), created=OLD),
+    )
+    backdate(state_dir, *ids)
+    write_policy(policy_file, 'images:\n  keep:\n    - reference: ["keep/**"]')
+    with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
+        daemon.wait_for("daemon_ready")
+        wait_until(lambda: not exists(api, "scratch/app:1"), what="scratch/app:1 removed")
+        finished = daemon.wait_for("run_finished", where=lambda e: e.get("removed") == 1)
+        assert finished["trigger"] == "schedule"
+        assert exists(api, "keep/app:1")
+    assert daemon.process.returncode == 0
+
+
+def test_sighup_keeps_a_broken_policy_out_and_applies_a_good_one(
+    clean_engine: PrivateEngine, api: docker.APIClient, policy_file: Path, state_dir: Path
+) -> None:
+    ids = load(api, image(layer(1000, "h1"), tags=("team/app:1",), created=OLD))
+    backdate(state_dir, *ids)
+    write_policy(policy_file, 'images:\n  keep:\n    - reference: ["**"]')
+    with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
+        daemon.wait_for("run_finished")
+        policy_file.write_text("version: 1\nimages:\n  kep: []\n")
+        daemon.signal(signal.SIGHUP)
+        failed = daemon.wait_for("policy_reload_failed")
+        assert "kep" in failed["error"]
+        runs = len(daemon.named("run_finished"))
+        daemon.wait_for("run_finished", count=runs + 2)
+        assert exists(api, "team/app:1"), "the running policy must stay in force"
+
+        write_policy(policy_file, "images:\n  keep: []")
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for("policy_reloaded")
+        wait_until(lambda: not exists(api, "team/app:1"), what="the new policy applied")
+    assert daemon.process.returncode == 0
+
+
+def test_sigterm_during_a_cycle_finishes_the_current_image_and_exits_0(
+    clean_engine: PrivateEngine, api: docker.APIClient, policy_file: Path, state_dir: Path
+) -> None:
+    specs = [
+        image(layer(2000, f"t{n}"), tags=(f"bulk/app:{n}", f"bulk/other:{n}"), created=OLD)
+        for n in range(40)
+    ]
+    ids = load(api, *specs)
+    backdate(state_dir, *ids)
+    write_policy(policy_file, "images:\n  keep: []", schedule="every: 1h")
+    daemon = DaemonProcess(clean_engine.host, policy_file, state_dir)
+    daemon.wait_for("image_removed")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.stop(timeout=30) == 0
+    assert daemon.named("daemon_stopped")
+    # No half-finished removal: every image is either gone or still has both its tags.
+    remaining = {i["Id"]: set(i["RepoTags"] or []) for i in api.images()}
+    for n, image_id in enumerate(ids):
+        if image_id in remaining:
+            assert remaining[image_id] == {f"bulk/app:{n}", f"bulk/other:{n}"}
+    assert len(remaining) < len(ids)
+
+
+def test_last_use_is_recorded_from_events_and_survives_a_restart(
+    clean_engine: PrivateEngine, api: docker.APIClient, policy_file: Path, state_dir: Path
+) -> None:
+    used, idle = load(
+        api,
+        image(runnable_layer(), layer(100, "u"), tags=("use/app:1",), created=OLD),
+        image(layer(100, "i"), tags=("use/idle:1",), created=OLD),
+    )
+    backdate(state_dir, used, idle, when=datetime.now(UTC) - timedelta(days=30))
+    write_policy(policy_file, "images:\n  keep:\n    - reference: ['**']", schedule="every: 1h")
+    with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
+        daemon.wait_for("run_finished")
+        started = datetime.now(UTC) - timedelta(seconds=2)
+        container = api.create_container("use/app:1", command=["true"], network_disabled=True)
+        api.start(container)
+        daemon.wait_for("image_used", where=lambda e: used[7:19] == e.get("image"))
+    state = json.loads((state_dir / "state.json").read_text())
+    assert used in json.dumps(state)
+    last_used = State.load(state_dir).last_used(used)
+    assert last_used is not None
+    assert last_used >= started
+    api.remove_container(container)
+
+    write_policy(policy_file, "images:\n  keep:\n    - used_within: 1d", schedule="every: 1h")
+    with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
+        daemon.wait_for("run_finished")
+        wait_until(lambda: not exists(api, "use/idle:1"), what="the idle image removed")
+        assert exists(api, "use/app:1"), "last use from before the restart keeps it"
+
+
+def test_the_daemon_keeps_running_while_the_engine_is_unreachable(
+    tmp_path: Path, policy_file: Path, state_dir: Path
+) -> None:
+    write_policy(policy_file, "images:\n  keep: []")
+    host = f"unix://{tmp_path}/nothing-here.sock"
+    with DaemonProcess(host, policy_file, state_dir) as daemon:
+        daemon.wait_for("engine_unreachable", count=2)
+        assert daemon.process.poll() is None
+    assert daemon.process.returncode == 0
