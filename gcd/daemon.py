@@ -155,9 +155,10 @@ class Daemon:
         if pressure is None or not pressure.above_high:
             self.pressure_backoff_until = 0.0
             return
-        if time.monotonic() < self.pressure_backoff_until:
-            return
-        self.run_cycle("pressure")
+        backing_off = time.monotonic() < self.pressure_backoff_until
+        log.debug("disk_checked", detail=pressure.describe(), backing_off=backing_off)
+        if not backing_off:
+            self.run_cycle("pressure")
 
     def run_cycle(self, trigger: str) -> RunResult | None:
         if not self.cycle_lock.acquire(blocking=False):

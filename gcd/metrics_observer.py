@@ -46,7 +46,8 @@ class MetricsObserver(CycleObserver):
         self.metrics.record_result(
             result, trigger=trigger, duration_seconds=duration_seconds, now=datetime.now(UTC)
         )
-        if fs_freed is not None:
+        # Only cycles that removed something: otherwise other programs' writes would count.
+        if fs_freed is not None and result.freed_bytes > 0:
             self.metrics.record_filesystem_freed(fs_freed)
 
     def cycle_failed(self, trigger: str, result: str, duration_seconds: float) -> None:

@@ -42,6 +42,8 @@ class DaemonProcess:
             str(policy),
             *extra,
         ]
+        if "--metrics-address" not in extra:
+            command += ["--metrics-address", "127.0.0.1:0"]  # a free port: tests run in parallel
         self.events: list[Event] = []
         self.raw: list[str] = []
         self._lock = threading.Lock()
