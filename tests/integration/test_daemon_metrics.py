@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gcd.state import State
@@ -142,11 +141,3 @@ def test_the_textfile_of_timer_mode_parses_and_counters_carry_over(
     assert total(second, "gcd_cycles_total", trigger="once", result="success") == 2
     assert total(second, "gcd_reclaimed_bytes_total") > total(first, "gcd_reclaimed_bytes_total")
     assert sorted(f for f in textfiles.iterdir()) == [textfiles / "gcd.prom"]
-
-
-@pytest.mark.parametrize("address", ["127.0.0.1:0"])
-def test_metrics_bind_to_loopback_by_default(address: str) -> None:
-    from gcd.metrics_server import DEFAULT_ADDRESS  # noqa: PLC0415 - the one constant under test
-
-    assert DEFAULT_ADDRESS.startswith("127.0.0.1:")
-    assert address.startswith("127.0.0.1")
