@@ -199,6 +199,7 @@ class Daemon:
             log.warning("cycle_failed", trigger=trigger, error=str(exc), result=result_label)
             return None
         self.observer.engine_up(True)
+        self._observe_docker_usage()
         fs_freed = before.used_bytes - after.used_bytes if before and after else None
         self.observer.cycle_finished(trigger, result, time.monotonic() - started, fs_freed)
         if result.plan.pressure is not None and "nothing evictable" in result.plan.pressure:
@@ -211,6 +212,12 @@ class Daemon:
             f"freed {result.freed_bytes} bytes"
         )
         return result
+
+    def _observe_docker_usage(self) -> None:
+        try:
+            self.observer.docker_usage(self.engine.system_df())
+        except GcdError as exc:  # 20.10 refuses a second concurrent df: try next cycle
+            log.info("docker_usage_unavailable", error=str(exc))
 
     def _check_every_seconds(self) -> float:
         disk = self.policy.schedule.disk

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from gcd.cycle import RunResult
-from gcd.metrics import Metrics
+from gcd.metrics import Kind, Metrics
 from gcd.observer import CycleObserver
 from gcd.pressure import Pressure
 
@@ -49,6 +51,21 @@ class MetricsObserver(CycleObserver):
         # Only cycles that removed something: otherwise other programs' writes would count.
         if fs_freed is not None and result.freed_bytes > 0:
             self.metrics.record_filesystem_freed(fs_freed)
+
+    def docker_usage(self, df: dict[str, Any]) -> None:
+        def total(items: Any, size: Callable[[dict[str, Any]], Any]) -> int:
+            return sum(max(int(size(item) or 0), 0) for item in items or [])
+
+        self.metrics.record_docker_usage(
+            {
+                Kind.IMAGE: int(df.get("LayersSize") or 0),
+                Kind.CONTAINER: total(df.get("Containers"), lambda c: c.get("SizeRw")),
+                Kind.VOLUME: total(
+                    df.get("Volumes"), lambda v: (v.get("UsageData") or {}).get("Size")
+                ),
+                Kind.BUILD_CACHE: total(df.get("BuildCache"), lambda b: b.get("Size")),
+            }
+        )
 
     def cycle_failed(self, trigger: str, result: str, duration_seconds: float) -> None:
         if result == "refused":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from gcd.cycle import RunResult
 from gcd.pressure import Pressure
@@ -25,6 +26,9 @@ class CycleObserver:
 
     def cycle_failed(self, trigger: str, result: str, duration_seconds: float) -> None:
         """A cycle could not run (`failure`) or was refused by a safety limit (`refused`)."""
+
+    def docker_usage(self, df: dict[str, Any]) -> None:
+        """`GET /system/df` after a cycle (costly: once per cycle, never per tick)."""
 
     def events_reconnected(self) -> None:
         """The event stream ended and is being reopened."""

@@ -97,6 +97,8 @@ def test_counters_move_by_exactly_what_the_cycle_did(
     digest = hashlib.sha256(policy.read_bytes()).hexdigest()
     assert total(found, "gcd_policy_info", sha256=digest) == 1
     assert total(found, "gcd_last_success_timestamp_seconds") > 0
+    # Docker's own usage after the cycle: what is left of the layers.
+    assert total(found, "gcd_docker_usage_bytes", kind="image") == api.df()["LayersSize"]
 
     if shutil.which("promtool"):
         lint = subprocess.run(
