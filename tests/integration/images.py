@@ -47,14 +47,25 @@ class ImageSpec:
             "created": _rfc3339(self.created),
             "config": {"Labels": dict(self.labels) or None, "Cmd": ["sh"], "Env": []},
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in self.layers]},
-            "history": [{"created": _rfc3339(self.created), "created_by": "gcd test"}],
+            # As a build writes it: one entry per layer, then an empty-layer CMD entry.
+            "history": [
+                *(
+                    {"created": _rfc3339(self.created), "created_by": f"COPY {layer.seed} /"}
+                    for layer in self.layers
+                ),
+                {"created": _rfc3339(self.created), "created_by": "CMD sh", "empty_layer": True},
+            ],
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _rfc3339(when: datetime) -> str:
+    """Exact to the microsecond; years below 1000 keep their four digits (0001-01-01)."""
+    if when.tzinfo is None:
+        raise ValueError(f"created must be an aware datetime, got {when!r}")
     moment = when.astimezone(UTC)
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
+    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{fraction}Z"
 
 
 def _tar(files: Mapping[str, bytes], symlinks: Mapping[str, str] | None = None) -> bytes:
