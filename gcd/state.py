@@ -2,6 +2,11 @@
 
 One JSON file in the state directory (default /var/lib/gcd), written atomically: a temp file
 in the same directory, fsync, rename. A crash leaves the old file or the new one, never half.
+
+Besides times it caches each image's layers (layer key, bytes) when they had to be asked of the
+engine (`store_accounting`): image ids are content addresses, so the record never goes stale,
+and a one-shot run does not repeat those per-image calls. A malformed layer record is a cache
+miss, not an error.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,10 +32,30 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else None
 
 
+def _aware(when: datetime) -> str:
+    if when.tzinfo is None:
+        raise ValueError(f"state times must be aware datetimes, got {when!r}")
+    return when.isoformat()
+
+
+def _parse_layers(value: Any) -> tuple[tuple[str, int], ...] | None:
+    if not isinstance(value, list):
+        return None
+    layers: list[tuple[str, int]] = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2):
+            return None
+        key, size = item
+        if not isinstance(key, str) or type(size) is not int or size < 0:
+            return None
+        layers.append((key, size))
+    return tuple(layers)
+
+
 class State:
-    def __init__(self, directory: Path, images: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(self, directory: Path, images: dict[str, dict[str, Any]] | None = None) -> None:
         self.directory = directory
-        self._images: dict[str, dict[str, str]] = images or {}
+        self._images: dict[str, dict[str, Any]] = images or {}
 
     @property
     def path(self) -> Path:
@@ -54,8 +79,8 @@ class State:
             if document.get("format") != FORMAT or not isinstance(images, dict):
                 raise ValueError("unknown format")
             for record in images.values():
-                for value in record.values():
-                    _parse_time(value)
+                for key in ("first_seen", "last_used"):
+                    _parse_time(record.get(key))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateError(
                 f"{path} is not a gcd state file ({exc}); move it aside and gcd starts afresh "
@@ -71,12 +96,19 @@ class State:
 
     def mark_seen(self, image_id: str, when: datetime) -> None:
         """Record the first sighting; later sightings never move it."""
-        self._images.setdefault(image_id, {}).setdefault("first_seen", when.isoformat())
+        self._images.setdefault(image_id, {}).setdefault("first_seen", _aware(when))
 
     def mark_used(self, image_id: str, when: datetime) -> None:
         previous = self.last_used(image_id)
         if previous is None or when > previous:
-            self._images.setdefault(image_id, {})["last_used"] = when.isoformat()
+            self._images.setdefault(image_id, {})["last_used"] = _aware(when)
+
+    def layers(self, image_id: str) -> tuple[tuple[str, int], ...] | None:
+        """The cached (layer key, bytes) pairs of an image, bottom layer first."""
+        return _parse_layers(self._images.get(image_id, {}).get("layers"))
+
+    def record_layers(self, image_id: str, layers: Sequence[tuple[str, int]]) -> None:
+        self._images.setdefault(image_id, {})["layers"] = [[key, size] for key, size in layers]
 
     def forget_missing(self, present: Iterable[str]) -> None:
         keep = set(present)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,3 +60,26 @@ def test_an_unwritable_directory_is_a_state_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StateError, match="--state-dir"):
         State.load(blocker / "sub").save()
+
+
+def test_layers_are_cached_across_a_reload(tmp_path: Path) -> None:
+    state = State.load(tmp_path)
+    state.record_layers(ID, [("sha256:" + "1" * 64, 10), ("sha256:" + "2" * 64, 0)])
+    state.save()
+    assert State.load(tmp_path).layers(ID) == (
+        ("sha256:" + "1" * 64, 10),
+        ("sha256:" + "2" * 64, 0),
+    )
+
+
+def test_a_malformed_layer_record_is_a_cache_miss(tmp_path: Path) -> None:
+    document = {"format": 1, "images": {ID: {"layers": [["k", "ten"]]}}}
+    (tmp_path / "state.json").write_text(json.dumps(document))
+    state = State.load(tmp_path)
+    assert state.layers(ID) is None
+    assert state.layers("sha256:" + "f" * 64) is None
+
+
+def test_naive_times_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        State.load(tmp_path).mark_seen(ID, datetime(2026, 1, 1))
