@@ -121,6 +121,19 @@ class Engine:
             raise
         return result
 
+    def image_history(self, image: str) -> list[dict[str, Any]] | None:
+        """`GET /images/{id}/history`, newest entry first, or None when the image does not
+        exist. On a graphdriver engine each non-empty entry's `Size` is that layer's size."""
+        try:
+            result: list[dict[str, Any]] = self._call(
+                f"GET /images/{image}/history", lambda: self.client.history(image)
+            )
+        except EngineError as exc:
+            if isinstance(exc.__cause__, docker.errors.NotFound):
+                return None
+            raise
+        return result
+
     def inspect_container(self, container: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = self._call(

@@ -1,11 +1,21 @@
 """Engine JSON → the immutable `Snapshot`, parsed once, with a constant number of API calls:
-`GET /info`, `GET /images/json`, `GET /containers/json?all=1`. Layer data comes from the
-engine's own databases on disk (`store_accounting`), never from per-image inspects."""
+`GET /info`, `GET /images/json`, `GET /containers/json?all=1`.
+
+Layers and their sizes come from the engine's own databases on disk when gcd can read them
+(zero calls), else from two calls per image gcd has never seen, cached in its state
+(`store_accounting` explains the sources and when bytes are an estimate).
+
+Local age starts at `seen_at`: the first sighting recorded in the state; for an image without a
+record, the engine's `LastTagTime` when a source gives one (`docker tag`, builds; loaded and
+pulled images have none) and it is not in the future, else `now`. That start is recorded at
+once, so it never moves afterwards; the caller saves the state.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -21,7 +31,7 @@ from gcd.model import (
     parse_reference,
 )
 from gcd.state import State
-from gcd.store_accounting import LayerStore
+from gcd.store_accounting import ImageLayers, LayerStore, layers_from_engine
 
 log = structlog.get_logger("gcd.snapshot")
 
@@ -54,7 +64,10 @@ def parse_references(values: Any) -> tuple[Reference, ...]:
 
 def parse_container(raw: Mapping[str, Any]) -> Container | None:
     image_id = raw.get("ImageID")
-    if not isinstance(image_id, str):
+    if not isinstance(image_id, str) or not image_id:
+        # Every engine version sends ImageID; an image named only by reference cannot be
+        # protected by id, so say so rather than guess.
+        log.warning("container_without_image_id", container=raw.get("Id"), image=raw.get("Image"))
         return None
     names = raw.get("Names") or [raw["Id"][:12]]
     try:
@@ -64,31 +77,53 @@ def parse_container(raw: Mapping[str, Any]) -> Container | None:
     return Container(id=raw["Id"], name=str(names[0]).lstrip("/"), image_id=image_id, state=state)
 
 
+def _layers(
+    engine: Engine,
+    state: State,
+    store: LayerStore,
+    *,
+    image_root: Path | None,
+    image_id: str,
+    size: int,
+) -> ImageLayers:
+    if image_root is not None:
+        # Vanished since the listing (or unreadable): no per-image call in the hot path.
+        return store.layers_of(image_root, image_id) or ImageLayers.estimate(image_id, size)
+    cached = state.layers(image_id)
+    if cached is not None:
+        return ImageLayers.of_pairs(cached)
+    fetched = layers_from_engine(engine, image_id, size)
+    if fetched is None:
+        return ImageLayers.estimate(image_id, size)
+    state.record_layers(image_id, fetched.pairs())
+    return fetched
+
+
 def take_snapshot(
     engine: Engine, state: State, now: datetime, store: LayerStore | None = None
 ) -> Snapshot:
-    """Read the engine once; record first sightings in `state` (the caller saves it)."""
-    layer_store = store or _SHARED_STORE
+    """Read the engine once; record first sightings (and fetched layers) in `state`, which the
+    caller saves."""
+    layer_store = _SHARED_STORE if store is None else store
     info = engine.info()
     raw_images = engine.list_images()
     raw_containers = engine.list_containers()
-    image_root = layer_store.root_for(info)
+    image_root = layer_store.root_for(info, engine.host)
 
     images: list[Image] = []
     layer_sizes: dict[str, int] = {}
+    estimated = 0
     for raw in raw_images:
         image_id = str(raw["Id"])
         size = int(raw.get("Size") or 0)
-        on_disk = layer_store.layers_of(image_root, image_id) if image_root else None
-        if on_disk is not None:
-            layers = on_disk.layers
-            layer_sizes.update(zip(on_disk.layers, on_disk.sizes, strict=True))
-        else:
-            layers = (image_id,)
-            layer_sizes[image_id] = size
+        found = _layers(
+            engine, state, layer_store, image_root=image_root, image_id=image_id, size=size
+        )
+        layer_sizes.update(found.pairs())
+        estimated += found.layers == (image_id,)
         seen_at = state.first_seen(image_id)
         if seen_at is None:
-            tagged = on_disk.last_tag_time if on_disk else None
+            tagged = found.last_tag_time
             seen_at = tagged if tagged is not None and tagged <= now else now
             state.mark_seen(image_id, seen_at)
         images.append(
@@ -99,10 +134,18 @@ def take_snapshot(
                 created=parse_created(raw.get("Created")),
                 seen_at=seen_at,
                 size_bytes=size,
-                layers=layers,
+                layers=found.layers,
                 labels={str(k): str(v) for k, v in (raw.get("Labels") or {}).items()},
                 last_used=state.last_used(image_id),
             )
         )
+    layer_store.retain({image.id for image in images})
     containers = tuple(c for c in map(parse_container, raw_containers) if c is not None)
+    log.debug(
+        "snapshot_taken",
+        images=len(images),
+        containers=len(containers),
+        layer_source="layerdb" if image_root else "engine_api",
+        estimated_images=estimated,
+    )
     return Snapshot(now, tuple(images), containers, layer_sizes)

@@ -1,32 +1,58 @@
 """Which layers each image has and what they weigh, as the engine itself counts them.
 
-On a graphdriver engine (overlay2 and friends) whose data root gcd can read — it runs as root
-on the host — the image configs (`image/<driver>/imagedb`) give each image's diff ids, chain ids
-follow from them, and `image/<driver>/layerdb/sha256/<chain>/size` holds the very sizes that
-`/system/df` adds up to `LayersSize`: the plan's bytes then match Docker's accounting exactly.
-Zero API calls; results are cached per image id, since ids are content addresses.
+Three sources, best first; layer keys are chain ids, so every source agrees on what is shared:
 
-Elsewhere (the containerd image store, a remote engine, an unreadable root) each image is one
-opaque unit of its listed `Size`: exact for images that share nothing, an overestimate for
-shared layers. The README says so.
+1. The graphdriver's own databases (overlay2 and friends), when the engine is local and gcd can
+   read its data root (as root): the image configs (`image/<driver>/imagedb`) give each image's
+   diff ids, chain ids follow, and `image/<driver>/layerdb/sha256/<chain>/size` holds the very
+   sizes `/system/df` adds up to `LayersSize`, so the plan's bytes match Docker's exactly. Zero
+   API calls; cached per image id, since ids are content addresses.
+2. The Engine API, when the data root is out of reach (the shipped units run as an unprivileged
+   user): `GET /images/{id}/json` (`RootFS.Layers`) and `GET /images/{id}/history`, whose
+   non-empty entries carry each layer's size as Docker counts it. Two calls per image *never
+   seen before*: the caller caches the result in gcd's state, keyed by image id.
+3. An estimate: the image as one opaque unit of its listed `Size`, keyed by its id. Used when
+   the history cannot be matched to the layers (empty-layer entries mixed with zero-byte layers),
+   on an image that vanished mid-snapshot, and for the containerd image store's odd entries.
+   Exact for images that share nothing, an overcount for shared layers.
+
+On the containerd image store (detected from `GET /info`) source 1 is skipped and `LayersSize`
+is snapshotter usage: predictions there are close, not exact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gcd.engine import Engine
+
 
 @dataclass(frozen=True, slots=True)
 class ImageLayers:
+    """An image's layer keys, bottom first, with their bytes; `last_tag_time` is the engine's
+    `Metadata.LastTagTime` where the source has it."""
+
     layers: tuple[str, ...]
     sizes: tuple[int, ...]
-    last_tag_time: datetime | None
+    last_tag_time: datetime | None = None
+
+    @classmethod
+    def estimate(cls, image_id: str, size_bytes: int) -> ImageLayers:
+        return cls((image_id,), (size_bytes,))
+
+    @classmethod
+    def of_pairs(cls, pairs: tuple[tuple[str, int], ...]) -> ImageLayers:
+        return cls(tuple(key for key, _ in pairs), tuple(size for _, size in pairs))
+
+    def pairs(self) -> tuple[tuple[str, int], ...]:
+        return tuple(zip(self.layers, self.sizes, strict=True))
 
 
 def parse_go_time(text: str) -> datetime | None:
@@ -67,19 +93,25 @@ def is_containerd_store(info: dict[str, Any]) -> bool:
 class LayerStore:
     """Reads the graphdriver's image and layer databases under `DockerRootDir`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, use_disk: bool = True) -> None:
+        self.use_disk = use_disk
         self._cache: dict[str, ImageLayers] = {}
 
-    def root_for(self, info: dict[str, Any]) -> Path | None:
+    def root_for(self, info: dict[str, Any], host: str) -> Path | None:
+        """The image root to read, or None when it is not this host's or not readable."""
         root = info.get("DockerRootDir")
         driver = info.get("Driver")
-        if not root or not driver or is_containerd_store(info):
+        local = host.startswith("unix://") or "://" not in host
+        if not (self.use_disk and local and root and driver) or is_containerd_store(info):
             return None
         image_root = Path(root) / "image" / str(driver)
         try:
-            return image_root if (image_root / "layerdb").is_dir() else None
+            readable = (image_root / "layerdb" / "sha256").is_dir() and os.access(
+                image_root / "imagedb" / "content" / "sha256", os.R_OK | os.X_OK
+            )
         except OSError:
             return None
+        return image_root if readable else None
 
     def layers_of(self, image_root: Path, image_id: str) -> ImageLayers | None:
         cached = self._cache.get(image_id)
@@ -105,3 +137,48 @@ class LayerStore:
         result = ImageLayers(tuple(chains), sizes, last_tag_time)
         self._cache[image_id] = result
         return result
+
+    @property
+    def cached_images(self) -> int:
+        return len(self._cache)
+
+    def retain(self, image_ids: set[str]) -> None:
+        """Forget images that are gone, so a long-running daemon's cache stays bounded."""
+        for image_id in self._cache.keys() - image_ids:
+            del self._cache[image_id]
+
+
+def sizes_from_history(history: list[dict[str, Any]], count: int) -> tuple[int, ...] | None:
+    """Layer sizes, bottom first, from `/history` (newest first), or None when ambiguous.
+
+    The API does not say which entries are empty layers (`ENV`, `CMD`…). Either there are as
+    many entries as layers, or the non-zero entries are exactly the layers; otherwise a
+    zero-byte layer hides among empty entries and its position is unknown.
+    """
+    entries = [e.get("Size") for e in reversed(history)]
+    sizes = [s for s in entries if type(s) is int and s >= 0]
+    if len(sizes) != len(entries):
+        return None
+    if len(sizes) == count:
+        return tuple(sizes)
+    positive = tuple(s for s in sizes if s > 0)
+    return positive if len(positive) == count else None
+
+
+def layers_from_engine(engine: Engine, image_id: str, size_bytes: int) -> ImageLayers | None:
+    """Source 2 (or 3 when the history is ambiguous); None when the image is gone."""
+    inspected = engine.inspect_image(image_id)
+    if inspected is None:
+        return None
+    metadata = inspected.get("Metadata") or {}
+    last_tag_time = parse_go_time(str(metadata.get("LastTagTime") or ""))
+    diff_ids = (inspected.get("RootFS") or {}).get("Layers") or []
+    if not diff_ids or not all(isinstance(d, str) for d in diff_ids):
+        return ImageLayers((image_id,), (size_bytes,), last_tag_time)
+    history = engine.image_history(image_id)
+    if history is None:
+        return None
+    sizes = sizes_from_history(history, len(diff_ids))
+    if sizes is None:
+        return ImageLayers((image_id,), (size_bytes,), last_tag_time)
+    return ImageLayers(tuple(chain_ids(diff_ids)), sizes, last_tag_time)

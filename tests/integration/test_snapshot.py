@@ -117,3 +117,79 @@ def test_freed_bytes_match_docker_accounting_with_shared_layers(
     for image_id in (one, two):
         api.remove_image(image_id)
     assert before - api.df()["LayersSize"] == predicted
+
+
+def test_without_the_data_root_the_engine_api_gives_the_same_exact_layers(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    base = layer(40_000, "api-base")
+    keep, one, two = load(
+        api,
+        image(base, layer(1_000, "api-k"), tags=("api/keep:1",)),
+        image(base, layer(20_000, "api-o"), tags=("api/one:1",)),
+        image(layer(7_000, "api-t"), base, tags=("api/two:1",)),
+    )
+    from_disk = take_snapshot(Engine(clean_engine.host), State.load(tmp_path / "a"), NOW)
+    counting = CountingEngine(clean_engine.host)
+    state = State.load(tmp_path / "b")
+    via_api = take_snapshot(counting, state, NOW, LayerStore(use_disk=False))
+    assert counting.calls == 3 + 2 * 3  # inspect and history, once per image never seen
+    assert {i.id: i.layers for i in via_api.images} == {i.id: i.layers for i in from_disk.images}
+    assert via_api.layer_sizes == from_disk.layer_sizes
+
+    state.save()
+    again = CountingEngine(clean_engine.host)
+    take_snapshot(again, State.load(tmp_path / "b"), NOW, LayerStore(use_disk=False))
+    assert again.calls == 3  # the layers come from the state now
+
+    predicted = LayerAccount.of(via_api).freed_by([i for i in via_api.images if i.id != keep])
+    before = api.df()["LayersSize"]
+    for image_id in (one, two):
+        api.remove_image(image_id)
+    assert before - api.df()["LayersSize"] == predicted
+
+
+def test_a_history_that_cannot_be_matched_to_layers_is_an_estimate(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    # A zero-byte layer beside an empty-layer CMD entry: which entry is the layer is unknown.
+    (image_id,) = load(api, image(layer(0, "empty"), layer(500, "e1"), tags=("est/app:1",)))
+    snapshot = take_snapshot(engine_for(clean_engine), State.load(tmp_path), NOW, api_only())
+    (found,) = snapshot.images
+    assert found.layers == (image_id,)
+    assert snapshot.layer_sizes == {image_id: 500}
+
+
+def test_local_age_starts_at_the_engines_last_tag_time_for_unknown_images(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    (image_id,) = load(api, image(layer(10, "lt"), tags=("lt/app:1",)))
+    api.tag(image_id, "lt/app", "2")  # `docker tag` stamps LastTagTime; a load does not
+    inspected = api.inspect_image(image_id)["Metadata"]["LastTagTime"]
+    later = NOW + timedelta(days=1)
+    for store in (LayerStore(), api_only()):
+        directory = tmp_path / str(store.use_disk)
+        snapshot = take_snapshot(engine_for(clean_engine), State.load(directory), later, store)
+        seen_at = snapshot.images[0].seen_at
+        assert seen_at < later
+        assert seen_at.isoformat()[:19] == inspected[:19]
+
+
+def test_the_layer_cache_forgets_images_that_are_gone(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    ids = load(api, *(image(layer(10, f"gone{n}"), tags=(f"gone/app:{n}",)) for n in range(3)))
+    store = LayerStore()
+    take_snapshot(engine_for(clean_engine), State.load(tmp_path), NOW, store)
+    assert store.cached_images == 3
+    api.remove_image(ids[0])
+    take_snapshot(engine_for(clean_engine), State.load(tmp_path), NOW, store)
+    assert store.cached_images == 2
+
+
+def engine_for(private: PrivateEngine) -> Engine:
+    return Engine(private.host)
+
+
+def api_only() -> LayerStore:
+    return LayerStore(use_disk=False)
