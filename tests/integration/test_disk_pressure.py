@@ -28,7 +28,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     backing = tmp_path / "disk.img"
     mount = tmp_path / "mnt"
     mount.mkdir()
-    subprocess.run(["truncate", "-s", "400M", str(backing)], check=True)
+    subprocess.run(["truncate", "-s", "600M", str(backing)], check=True)
     subprocess.run(["mkfs.ext4", "-q", "-F", str(backing)], check=True)
     subprocess.run(["mount", "-o", "loop", str(backing), str(mount)], check=True)
     try:

@@ -52,7 +52,7 @@ keep_rules = st.one_of(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(snapshots(), st.lists(keep_rules, max_size=4))
 def test_an_image_in_use_is_never_planned_for_deletion(
     snap: Snapshot, rules: list[KeepRule]
@@ -62,7 +62,7 @@ def test_an_image_in_use_is_never_planned_for_deletion(
     assert not any(d.image.id in in_use for d in plan.deletions)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(snapshots(), st.lists(keep_rules, max_size=3), keep_rules)
 def test_adding_a_keep_rule_never_deletes_more(
     snap: Snapshot, rules: list[KeepRule], extra: KeepRule
@@ -72,7 +72,7 @@ def test_adding_a_keep_rule_never_deletes_more(
     assert after <= before
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(snapshots(), st.lists(keep_rules, max_size=3))
 def test_a_pinned_reference_always_survives(snap: Snapshot, rules: list[KeepRule]) -> None:
     plan = evaluate(snap, policy(rule(references=("alpine:*",)), *rules), NOW)
@@ -80,7 +80,7 @@ def test_a_pinned_reference_always_survives(snap: Snapshot, rules: list[KeepRule
         assert not any(ref.path == "library/alpine" for ref in decision.image.tags)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(snapshots(), st.lists(keep_rules, max_size=3))
 def test_evaluation_is_deterministic_whatever_the_input_order(
     snap: Snapshot, rules: list[KeepRule]
@@ -91,7 +91,7 @@ def test_evaluation_is_deterministic_whatever_the_input_order(
     assert first == second
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(snapshots(), st.lists(keep_rules, max_size=3))
 def test_every_image_gets_exactly_one_decision_with_a_rule(
     snap: Snapshot, rules: list[KeepRule]
