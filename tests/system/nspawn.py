@@ -256,7 +256,8 @@ class Container:
     def boot_state(self) -> str | None:
         """The state once boot has finished; None while PID 1 has no bus yet."""
         state = self.run("systemctl", "is-system-running", "--wait", check=False).stdout.strip()
-        return state or None
+        # "offline": systemctl could not reach PID 1's bus yet, early in boot; ask again.
+        return None if state in ("", "offline") else state
 
     def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("systemctl", "--no-pager", *args, check=check)
