@@ -209,6 +209,8 @@ def seed(api: docker.APIClient, state_dir: Path, now: datetime | None = None) ->
     stopped = api.create_container(
         "ci/migrate:old", command=["true"], network_disabled=True, name="migrate-done"
     )["Id"]
+    api.start(stopped)
+    api.wait(stopped)  # ran and exited: a stopped container, as after a finished CI job
     state = State.load(state_dir)
     for image_id, sample in by_id.items():
         state.mark_seen(image_id, now - timedelta(days=sample.seen_days_ago))
