@@ -11,6 +11,7 @@ reconciles from the containers that exist.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -90,6 +91,10 @@ class UsageTracker:
                     event=list(USE_ACTIONS),
                 )
                 self.connected.set()
+                if self.last_event_seconds is None:
+                    # Replay from here on the next reconnect, even if no event came before the
+                    # stream broke: uses while disconnected are still in the engine's buffer.
+                    self.last_event_seconds = int(time.time())
                 backoff = 1.0
                 for event in self._stream:
                     self.last_event_seconds = int(event_time(event).timestamp())

@@ -157,3 +157,21 @@ def test_the_daemon_keeps_running_while_the_engine_is_unreachable(
         daemon.wait_for("engine_unreachable", count=2)
         assert daemon.process.poll() is None
     assert daemon.process.returncode == 0
+
+
+def test_the_event_stream_reconnects_after_the_engine_restarts(
+    tmp_path: Path, policy_file: Path, state_dir: Path
+) -> None:
+    write_policy(policy_file, "images:\n  keep:\n    - reference: ['**']", schedule="every: 1h")
+    with PrivateEngine() as private:
+        api = docker.APIClient(base_url=private.host, version="auto")
+        (used,) = load(api, image(runnable_layer(), layer(10, "rc"), tags=("rc/app:1",)))
+        with DaemonProcess(private.host, policy_file, state_dir) as daemon:
+            daemon.wait_for("run_finished")
+            private.stop_engine()
+            daemon.wait_for("events_unavailable")
+            private.start()
+            container = api.create_container("rc/app:1", command=["true"])
+            api.start(container)
+            daemon.wait_for("image_used", where=lambda e: used[7:19] == e.get("image"))
+        api.close()
