@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from gcd.config_schema import KeepRuleModel, PolicyModel
+from gcd.config_schema import KeepRuleModel, PolicyModel, shown
 from gcd.errors import PolicyError, PolicyProblem
 from gcd.patterns import Pattern
 from gcd.rules import (
@@ -31,15 +31,32 @@ Position = tuple[int, int]
 class _Document:
     """Plain data from the YAML node tree, remembering where each value and key stood."""
 
+    MAX_VALUES = 100_000  # aliases can multiply a small file into a huge tree
+
     def __init__(self, source: str) -> None:
         self.source = source
         self.values: dict[FieldPath, Position] = {}
         self.keys: dict[FieldPath, Position] = {}
         self.problems: list[PolicyProblem] = []
+        self._open: set[int] = set()  # collections being converted: a cycle means `&a [*a]`
+
+    def problem(self, node: yaml.Node, path: FieldPath, message: str) -> None:
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        self.problems.append(PolicyProblem(self.source, line, column, dotted(path), message))
 
     def convert(self, loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath) -> Any:
+        if len(self.values) >= self.MAX_VALUES:
+            raise _TooLarge(node)
         self.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return loader.construct_object(node, deep=True)
+        if id(node) in self._open:
+            self.problem(node, path, "a YAML alias refers to the collection that contains it")
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.convert(loader, item, (*path, i)) for i, item in enumerate(node.value)]
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 key = str(loader.construct_object(key_node, deep=True))
@@ -48,17 +65,16 @@ class _Document:
                     key_node.start_mark.column + 1,
                 )
                 if key in result:
-                    line, column = self.keys[(*path, key)]
-                    self.problems.append(
-                        PolicyProblem(
-                            self.source, line, column, dotted((*path, key)), "duplicate key"
-                        )
-                    )
+                    self.problem(key_node, (*path, key), "duplicate key")
                 result[key] = self.convert(loader, value_node, (*path, key))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(loader, item, (*path, i)) for i, item in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
+        finally:
+            self._open.discard(id(node))
+
+
+class _TooLarge(Exception):
+    def __init__(self, node: yaml.Node) -> None:
+        self.node = node
 
 
 def dotted(path: FieldPath) -> str:
@@ -106,8 +122,6 @@ def _message(error: ErrorDetails, path: FieldPath) -> str:
         return "required"
     if kind in {"int_parsing", "int_type", "int_from_float"}:
         expected = "a whole number"
-    elif kind == "greater_than_equal":
-        expected = f"a whole number ≥ {context.get('ge')}"
     elif kind == "literal_error":
         expected = str(context.get("expected"))
     elif kind == "dict_type":
@@ -118,11 +132,19 @@ def _message(error: ErrorDetails, path: FieldPath) -> str:
         expected = "a string"
     elif kind == "model_type":
         expected = "a mapping"
+    elif kind == "too_short":
+        expected = _AT_LEAST_ONE.get(str(path[-1]) if path else "", "at least one entry")
     elif kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     else:
         return str(error["msg"])
-    return f"expected {expected}, got {given!r}"
+    return f"expected {expected}, got {shown(given)}"
+
+
+_AT_LEAST_ONE = {
+    "label": "at least one `key: value` (an empty label rule would keep every image)",
+    "reference": "at least one pattern (an empty reference rule would keep every image)",
+}
 
 
 def _problems(exc: ValidationError, document: _Document) -> list[PolicyProblem]:
@@ -180,41 +202,93 @@ def _policy(model: PolicyModel, source: str) -> Policy:
     )
 
 
+def _yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> PolicyProblem:
+    """Where the YAML reader or parser stopped, and why."""
+    line, column, reason = 1, 1, str(exc).split("\n", 1)[0]
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            line, column = mark.line + 1, mark.column + 1
+        reason = ": ".join(part for part in (exc.context, exc.problem) if part) or reason
+    elif isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+    return PolicyProblem(source, line, column, "", f"invalid YAML: {reason}")
+
+
+def _compose(text: str, document: _Document) -> Any:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else document.convert(loader, node, ())
+    finally:
+        loader.dispose()
+
+
 def parse_policy(text: str, source: str) -> Policy:
+    """Validate a policy file's text; `source` names it in messages (usually its path).
+
+    Raises PolicyError listing every problem, each as `file:line:col: field: message`.
+    An empty document is a valid policy that deletes nothing.
+    """
     document = _Document(source)
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = {} if node is None else document.convert(loader, node, ())
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PolicyError(
-            [PolicyProblem(source, line, column, "", f"invalid YAML: {exc.problem or exc}")]
-        ) from None
+        data = _compose(text, document)
+    except yaml.YAMLError as exc:
+        raise PolicyError([_yaml_problem(exc, text, source)]) from None
+    except _TooLarge as exc:
+        document.problem(exc.node, (), f"more than {_Document.MAX_VALUES} values; check aliases")
+        raise PolicyError(document.problems) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
+        line, column = document.values.get((), (1, 1))
         raise PolicyError(
-            [PolicyProblem(source, 1, 1, "", f"expected a mapping at the top, got {data!r}")]
+            [
+                PolicyProblem(
+                    source,
+                    line,
+                    column,
+                    "",
+                    "expected a mapping of settings (version, safety, images) at the top, "
+                    f"got {shown(data)}",
+                )
+            ]
         )
+    problems = list(document.problems)
+    model = None
     try:
         model = PolicyModel.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(document.problems + _problems(exc, document)) from None
-    if document.problems:
-        raise PolicyError(document.problems)
+        problems += _problems(exc, document)
+    if problems or model is None:
+        raise PolicyError(sorted(problems, key=lambda p: (p.line, p.column)))
     return _policy(model, source)
 
 
 def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at `path` (see `parse_policy`)."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise PolicyError(
             [PolicyProblem(str(path), 1, 1, "", f"cannot read the policy: {exc.strerror}")]
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        raise PolicyError(
+            [
+                PolicyProblem(
+                    str(path),
+                    line,
+                    column,
+                    "",
+                    f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the policy as UTF-8",
+                )
+            ]
         ) from None
     return parse_policy(text, str(path))

@@ -7,6 +7,7 @@ file, line, column and field path.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -25,12 +26,30 @@ from gcd.patterns import Pattern
 from gcd.units import parse_duration
 
 
+def shown(value: Any) -> str:
+    """A found value as the policy file would spell it: `"ten"`, `true`, `null`, `[1, 2]`."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
-    if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as 30s, 15m, 1h, 7d or 2w, got {value!r}")
-    return parse_duration(value)
+    try:
+        if isinstance(value, str):
+            return parse_duration(value)
+    except ValueError:
+        pass
+    raise ValueError(f"expected a duration such as 30s, 15m, 1h, 7d or 2w, got {shown(value)}")
+
+
+def _positive_whole(value: Any) -> int:
+    """`10` → 10. YAML `true`, `1.5`, `"ten"` and `0` are refused (pydantic would take `true`)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError(f"expected a whole number ≥ 1, got {shown(value)}")
 
 
 def _fraction(value: Any) -> float:
@@ -40,13 +59,13 @@ def _fraction(value: Any) -> float:
         try:
             number = float(value.strip()[:-1]) / 100
         except ValueError:
-            raise ValueError(f"expected a share such as 0.9 or 90%, got {value!r}") from None
+            raise ValueError(f"expected a share such as 0.9 or 90%, got {shown(value)}") from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
     else:
-        raise ValueError(f"expected a share such as 0.9 or 90%, got {value!r}")
+        raise ValueError(f"expected a share such as 0.9 or 90%, got {shown(value)}")
     if not 0 < number <= 1:
-        raise ValueError(f"expected a share above 0 and at most 1 (100%), got {value!r}")
+        raise ValueError(f"expected a share above 0 and at most 1 (100%), got {shown(value)}")
     return number
 
 
@@ -80,6 +99,7 @@ def _cron(value: str) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+PositiveWhole = Annotated[int, BeforeValidator(_positive_whole)]
 Fraction = Annotated[float, BeforeValidator(_fraction)]
 PatternText = Annotated[str, AfterValidator(_pattern)]
 LabelValue = Annotated[str, BeforeValidator(_label_value)]
@@ -92,14 +112,17 @@ class Strict(BaseModel):
 
 class SafetyModel(Strict):
     min_age: Duration = timedelta(hours=1)
-    max_deletions_per_run: int = Field(default=500, ge=1)
+    max_deletions_per_run: PositiveWhole = 500
     max_delete_fraction: Fraction = 0.9
 
 
 class KeepRuleModel(Strict):
-    label: dict[str, LabelValue] | None = None
-    reference: Annotated[list[PatternText], BeforeValidator(_as_list)] | None = None
-    newest: int | None = Field(default=None, ge=1)
+    # An empty `label: {}` or `reference: []` would hold for every image: refused.
+    label: Annotated[dict[str, LabelValue], Field(min_length=1)] | None = None
+    reference: (
+        Annotated[list[PatternText], BeforeValidator(_as_list), Field(min_length=1)] | None
+    ) = None
+    newest: PositiveWhole | None = None
     younger_than: Duration | None = None
     used_within: Duration | None = None
 
