@@ -109,41 +109,35 @@ class Engine:
         result: dict[str, Any] = self._call("GET /system/df", self.client.df)
         return result
 
-    def inspect_image(self, image: str) -> dict[str, Any] | None:
-        """`GET /images/{id}/json`, or None when the image does not exist."""
+    def _call_or_none(self, what: str, method: Any) -> Any:
+        """`_call`, with None for a 404: the object does not (or no longer) exist."""
         try:
-            result: dict[str, Any] = self._call(
-                f"GET /images/{image}/json", lambda: self.client.inspect_image(image)
-            )
+            return self._call(what, method)
         except EngineError as exc:
             if isinstance(exc.__cause__, docker.errors.NotFound):
                 return None
             raise
+
+    def inspect_image(self, image: str) -> dict[str, Any] | None:
+        """`GET /images/{id}/json`, or None when the image does not exist."""
+        result: dict[str, Any] | None = self._call_or_none(
+            f"GET /images/{image}/json", lambda: self.client.inspect_image(image)
+        )
         return result
 
     def image_history(self, image: str) -> list[dict[str, Any]] | None:
         """`GET /images/{id}/history`, newest entry first, or None when the image does not
         exist. On a graphdriver engine each non-empty entry's `Size` is that layer's size."""
-        try:
-            result: list[dict[str, Any]] = self._call(
-                f"GET /images/{image}/history", lambda: self.client.history(image)
-            )
-        except EngineError as exc:
-            if isinstance(exc.__cause__, docker.errors.NotFound):
-                return None
-            raise
+        result: list[dict[str, Any]] | None = self._call_or_none(
+            f"GET /images/{image}/history", lambda: self.client.history(image)
+        )
         return result
 
     def inspect_container(self, container: str) -> dict[str, Any] | None:
-        try:
-            result: dict[str, Any] = self._call(
-                f"GET /containers/{container}/json",
-                lambda: self.client.inspect_container(container),
-            )
-        except EngineError as exc:
-            if isinstance(exc.__cause__, docker.errors.NotFound):
-                return None
-            raise
+        """`GET /containers/{id}/json`, or None when the container does not exist."""
+        result: dict[str, Any] | None = self._call_or_none(
+            f"GET /containers/{container}/json", lambda: self.client.inspect_container(container)
+        )
         return result
 
     def remove_image(self, name: str) -> RemoveResult:
