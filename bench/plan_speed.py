@@ -23,6 +23,7 @@ import docker
 from gcd.config import load_policy
 from gcd.cycle import plan_once
 from gcd.engine import Engine
+from gcd.logs import configure_logging
 from gcd.policy import evaluate
 from gcd.snapshot import take_snapshot
 from gcd.state import State
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    configure_logging("console", "warning")
     policy = load_policy(ROOT / "policy.example.yaml")
     with tempfile.TemporaryDirectory() as scratch, PrivateEngine() as private:
         api = docker.APIClient(base_url=private.host, version="auto")
