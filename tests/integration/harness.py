@@ -39,7 +39,9 @@ class PrivateEngine:
         dockerd: str = DOCKERD,
         extra_args: tuple[str, ...] = (),
         path_prefix: str | None = None,
+        name: str = "docker-20.10",
     ) -> None:
+        self.name = name  # the kind of engine (tests/integration/engines.py)
         self.token = secrets.token_hex(4)
         self.dir = Path(tempfile.mkdtemp(prefix=f"gcd-engine-{self.token}-", dir="/tmp"))
         self.data_root = data_root or self.dir / "data"
@@ -104,8 +106,9 @@ class PrivateEngine:
                 except (docker.errors.DockerException, requests.exceptions.RequestException):
                     pass
             time.sleep(0.1)
+        tail = self.log_tail()  # before stop() removes the folder with the log
         self.stop()
-        raise EngineStartError(f"dockerd did not come up; its log:\n{self.log_tail()}")
+        raise EngineStartError(f"{self.dockerd} did not come up; its log:\n{tail}")
 
     def log_tail(self, lines: int = 30) -> str:
         try:

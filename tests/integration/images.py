@@ -113,6 +113,8 @@ def image(
 
 
 def image_id(spec: ImageSpec) -> str:
+    """The config digest: the id on a graphdriver engine and on Podman, not on the containerd
+    image store (`load` returns what the engine says)."""
     return "sha256:" + hashlib.sha256(spec.config()).hexdigest()
 
 
@@ -137,8 +139,30 @@ def archive(*specs: ImageSpec) -> bytes:
 
 
 def load(api: docker.APIClient, *specs: ImageSpec) -> list[str]:
-    """Load all specs in one `POST /images/load`; returns their full image ids."""
+    """Load all specs in one `POST /images/load`; returns the ids the engine gave them.
+
+    A graphdriver engine and Podman name an image by its config digest (`image_id`); the
+    containerd image store by the digest of the manifest it writes on import. The load's
+    `Loaded image ID:` lines come in the archive's order: a graphdriver engine prints one per
+    image as soon as one is untagged, the containerd store one per untagged image, Podman
+    none (its ids are config digests). A tagged image's id is looked up by its first tag."""
+    loaded: list[str] = []
     for message in api.load_image(archive(*specs)):  # a stream: the load ends with it
         if isinstance(message, dict) and message.get("error"):
             raise RuntimeError(f"docker load failed: {message['error']}")
-    return [image_id(spec) for spec in specs]
+        text = message.get("stream", "") if isinstance(message, dict) else ""
+        loaded += [
+            line.removeprefix("Loaded image ID:").strip()
+            for line in str(text).splitlines()
+            if line.startswith("Loaded image ID:")
+        ]
+    if len(loaded) == len(specs):
+        return loaded
+    remaining = iter(loaded)
+    ids = []
+    for spec in specs:
+        if spec.tags:
+            ids.append(str(api.inspect_image(spec.tags[0])["Id"]))
+        else:
+            ids.append(next(remaining, None) or image_id(spec))
+    return ids
