@@ -7,7 +7,7 @@ outcomes and errors (`engine-facts.md` §1.1 for the status codes per engine ver
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,35 @@ import requests.exceptions
 from gcd.errors import EngineError, EngineUnreachableError
 
 DEFAULT_TIMEOUT_SECONDS = 60
+MAX_API_VERSION = "1.45"
+"""The newest Engine API version gcd speaks (Docker 26.1). A newer engine is asked in this
+version, as the Docker CLI negotiates: API 1.52 drops `df` and event fields gcd reads."""
+MIN_API_VERSION = "1.41"
+"""Docker 20.10 and Podman 5's compatible API."""
+
+# Podman 5 answers 500, not 409, to a delete by id of an image with several tags.
+_PODMAN_CONFLICTS = ("please force removal",)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return (0,)
+
+
+def negotiate_api_version(server: Mapping[str, Any]) -> str:
+    """The API version to speak with an engine whose `GET /version` is `server`: its own
+    version, capped at `MAX_API_VERSION`; an engine older than `MIN_API_VERSION` is refused."""
+    offered = str(server.get("ApiVersion") or "")
+    if not offered:
+        raise EngineError("GET /version gave no ApiVersion: is this a Docker-compatible engine?")
+    if _version_key(offered) < _version_key(MIN_API_VERSION):
+        raise EngineError(
+            f"the engine speaks Engine API {offered}; gcd needs {MIN_API_VERSION} or newer "
+            "(Docker 20.10, Podman 4)"
+        )
+    return min(offered, MAX_API_VERSION, key=_version_key)
 
 
 class RemoveStatus(StrEnum):
@@ -53,14 +82,29 @@ class Engine:
 
     @property
     def client(self) -> docker.APIClient:
+        """The SDK client, created on first use in the negotiated API version."""
         if self._client is None:
             try:
+                probe = docker.APIClient(
+                    base_url=self.host, version=MAX_API_VERSION, timeout=self.timeout
+                )
+                try:
+                    server = probe.version(api_version=False)
+                finally:
+                    probe.close()
                 self._client = docker.APIClient(
-                    base_url=self.host, version="auto", timeout=self.timeout
+                    base_url=self.host,
+                    version=negotiate_api_version(server),
+                    timeout=self.timeout,
                 )
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 raise _unreachable(self.host, exc) from exc
         return self._client
+
+    @property
+    def api_version(self) -> str:
+        """The Engine API version spoken with this engine (negotiated on first use)."""
+        return str(self.client.api_version)
 
     def close(self) -> None:
         if self._client is not None:
@@ -149,8 +193,10 @@ class Engine:
             return RemoveResult(RemoveStatus.NOT_FOUND, str(exc.explanation or exc))
         except docker.errors.APIError as exc:
             code = exc.status_code or 0
-            status = RemoveStatus.CONFLICT if code == 409 else RemoveStatus.SERVER_ERROR
-            return RemoveResult(status, str(exc.explanation or exc))
+            message = str(exc.explanation or exc)
+            conflict = code == 409 or (code == 500 and any(m in message for m in _PODMAN_CONFLICTS))
+            status = RemoveStatus.CONFLICT if conflict else RemoveStatus.SERVER_ERROR
+            return RemoveResult(status, message)
         except requests.exceptions.ConnectionError as exc:
             raise _unreachable(self.host, exc) from exc
         except requests.exceptions.Timeout as exc:
