@@ -62,6 +62,15 @@ def parse_references(values: Any) -> tuple[Reference, ...]:
     return tuple(sorted(set(references)))
 
 
+_PODMAN_STATES = {
+    "stopped": ContainerState.EXITED,
+    "configured": ContainerState.CREATED,
+    "initialized": ContainerState.CREATED,
+    "stopping": ContainerState.RUNNING,
+}
+"""Podman's compatible API lists its own state names (an exited container is `stopped`)."""
+
+
 def parse_container(raw: Mapping[str, Any]) -> Container | None:
     image_id = raw.get("ImageID")
     if not isinstance(image_id, str) or not image_id:
@@ -70,8 +79,9 @@ def parse_container(raw: Mapping[str, Any]) -> Container | None:
         log.warning("container_without_image_id", container=raw.get("Id"), image=raw.get("Image"))
         return None
     names = raw.get("Names") or [raw["Id"][:12]]
+    text = str(raw.get("State", "")).lower()
     try:
-        state = ContainerState(str(raw.get("State", "")).lower())
+        state = _PODMAN_STATES.get(text) or ContainerState(text)
     except ValueError:
         state = ContainerState.CREATED  # unknown states still protect their image
     return Container(id=raw["Id"], name=str(names[0]).lstrip("/"), image_id=image_id, state=state)
