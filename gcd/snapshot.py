@@ -31,7 +31,12 @@ from gcd.model import (
     parse_reference,
 )
 from gcd.state import State
-from gcd.store_accounting import ImageLayers, LayerStore, layers_from_engine
+from gcd.store_accounting import (
+    ImageLayers,
+    LayerStore,
+    is_containerd_store,
+    layers_from_engine,
+)
 
 log = structlog.get_logger("gcd.snapshot")
 
@@ -95,6 +100,7 @@ def _layers(
     image_root: Path | None,
     image_id: str,
     size: int,
+    own_bytes: bool,
 ) -> ImageLayers:
     if image_root is not None:
         # Vanished since the listing (or unreadable): no per-image call in the hot path.
@@ -102,7 +108,7 @@ def _layers(
     cached = state.layers(image_id)
     if cached is not None:
         return ImageLayers.of_pairs(cached)
-    fetched = layers_from_engine(engine, image_id, size)
+    fetched = layers_from_engine(engine, image_id, size, own_bytes=own_bytes)
     if fetched is None:
         return ImageLayers.estimate(image_id, size)
     state.record_layers(image_id, fetched.pairs())
@@ -119,6 +125,7 @@ def take_snapshot(
     raw_images = engine.list_images()
     raw_containers = engine.list_containers()
     image_root = layer_store.root_for(info, engine.host)
+    own_bytes = not is_containerd_store(info)
 
     images: list[Image] = []
     layer_sizes: dict[str, int] = {}
@@ -127,7 +134,13 @@ def take_snapshot(
         image_id = str(raw["Id"])
         size = int(raw.get("Size") or 0)
         found = _layers(
-            engine, state, layer_store, image_root=image_root, image_id=image_id, size=size
+            engine,
+            state,
+            layer_store,
+            image_root=image_root,
+            image_id=image_id,
+            size=size,
+            own_bytes=own_bytes,
         )
         layer_sizes.update(found.pairs())
         estimated += found.layers == (image_id,)

@@ -16,8 +16,14 @@ Three sources, best first; layer keys are chain ids, so every source agrees on w
    on an image that vanished mid-snapshot, and for the containerd image store's odd entries.
    Exact for images that share nothing, an overcount for shared layers.
 
-On the containerd image store (detected from `GET /info`) source 1 is skipped and `LayersSize`
-is snapshotter usage: predictions there are close, not exact.
+On the containerd image store (detected from `GET /info`) source 1 does not exist and source 2
+is exact too, in the store's own unit: the history gives each layer's snapshot usage (4 KiB
+blocks, directories included), snapshots are keyed by chain id, and `LayersSize` is the sum of
+all snapshots. What it does not count, and gcd neither, are the content store's blobs
+(compressed layers, manifests, configs), freed too when no other image shares them; the
+filesystem's own count (`statvfs`) shows them. On Podman the history gives each layer's
+uncompressed tar size, as Podman counts it, plus each image's manifest and config
+(`layers_from_engine`'s own bytes). docs/engines.md has the matrix.
 """
 
 from __future__ import annotations
@@ -165,8 +171,16 @@ def sizes_from_history(history: list[dict[str, Any]], count: int) -> tuple[int, 
     return positive if len(positive) == count else None
 
 
-def layers_from_engine(engine: Engine, image_id: str, size_bytes: int) -> ImageLayers | None:
-    """Source 2 (or 3 when the history is ambiguous); None when the image is gone."""
+def layers_from_engine(
+    engine: Engine, image_id: str, size_bytes: int, *, own_bytes: bool = True
+) -> ImageLayers | None:
+    """Source 2 (or 3 when the history is ambiguous); None when the image is gone.
+
+    With `own_bytes`, what the listed `Size` holds beyond the layers is the image's own unit,
+    keyed by its id: Podman stores each image's manifest and config beside its layers and
+    counts them in `LayersSize`; on a graphdriver engine it is 0. Not on the containerd
+    store, where it is the content store's blobs, which `LayersSize` does not count and
+    images may share."""
     inspected = engine.inspect_image(image_id)
     if inspected is None:
         return None
@@ -181,4 +195,8 @@ def layers_from_engine(engine: Engine, image_id: str, size_bytes: int) -> ImageL
     sizes = sizes_from_history(history, len(diff_ids))
     if sizes is None:
         return ImageLayers((image_id,), (size_bytes,), last_tag_time)
-    return ImageLayers(tuple(chain_ids(diff_ids)), sizes, last_tag_time)
+    keys = tuple(chain_ids(diff_ids))
+    own = size_bytes - sum(sizes)
+    if own_bytes and own > 0:
+        return ImageLayers((*keys, image_id), (*sizes, own), last_tag_time)
+    return ImageLayers(keys, sizes, last_tag_time)
