@@ -11,7 +11,13 @@ import docker
 import pytest
 
 from gcd.engine import Engine
-from tests.integration.engines import DEFAULT_ENGINE, engine_for, selected_engine
+from tests.integration.engines import (
+    DEFAULT_ENGINE,
+    TRAITS,
+    Traits,
+    engine_for,
+    selected_engine,
+)
 from tests.integration.harness import PrivateEngine
 
 
@@ -33,6 +39,12 @@ def engine_host() -> Iterator[PrivateEngine]:
         pytest.skip("dockerd is missing: scripts/bootstrap installs docker.io")
     with engine_for(name) as private:
         yield private
+
+
+@pytest.fixture(scope="session")
+def traits(engine_host: PrivateEngine) -> Traits:
+    """How the suite's engine differs from the others (tests/integration/engines.py)."""
+    return TRAITS[engine_host.name]
 
 
 @pytest.fixture(scope="session")

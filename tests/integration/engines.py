@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -25,6 +26,30 @@ ENGINES_DIR = Path(os.environ.get("GCD_ENGINES_DIR", "/var/cache/gcd-tests/engin
 DEFAULT_ENGINE = "docker-20.10"
 ENGINE_NAMES = ("docker-20.10", "docker-26", "docker-26-containerd", "podman-5")
 CONTAINERD_STORE = '{"features": {"containerd-snapshotter": true}}'
+
+
+@dataclass(frozen=True)
+class Traits:
+    """Where an engine of the matrix behaves differently, as the tests rely on it; each is
+    described in docs/engines.md."""
+
+    layer_db: bool
+    """gcd reads layers and sizes from the graphdriver's databases: no per-image calls."""
+    tag_stamps_time: bool
+    """`docker tag` stamps `Metadata.LastTagTime`, even for a tag the image already has."""
+    load_drops_replaced: bool
+    """Loading an image under a tag another image has deletes that image (it is not left
+    dangling)."""
+    exited_state: str
+    """How `GET /containers/json` names the state of a container that ran and exited."""
+
+
+TRAITS = {
+    "docker-20.10": Traits(True, True, False, "exited"),
+    "docker-26": Traits(True, True, False, "exited"),
+    "docker-26-containerd": Traits(False, False, True, "exited"),
+    "podman-5": Traits(False, False, False, "stopped"),
+}
 
 
 def selected_engine() -> str:

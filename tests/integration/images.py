@@ -19,6 +19,8 @@ from pathlib import Path
 
 import docker
 
+from gcd.model import parse_reference
+
 BUSYBOX = Path("/bin/busybox")
 _FIXED_MTIME = 1_600_000_000
 
@@ -132,7 +134,14 @@ def archive(*specs: ImageSpec) -> bytes:
             files[name] = item.tar
             layer_names.append(name)
         manifest.append(
-            {"Config": config_name, "RepoTags": list(spec.tags) or None, "Layers": layer_names}
+            {
+                "Config": config_name,
+                # Fully qualified, as `podman save` writes them: Docker shows `app:1` all the
+                # same, and Podman names the image as if pulled from Docker Hub, not
+                # `localhost/app:1` (what it calls images loaded with short names).
+                "RepoTags": [str(parse_reference(tag)) for tag in spec.tags] or None,
+                "Layers": layer_names,
+            }
         )
     files["manifest.json"] = json.dumps(manifest).encode()
     return _tar(files)
