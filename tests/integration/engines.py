@@ -35,20 +35,48 @@ class Traits:
 
     layer_db: bool
     """gcd reads layers and sizes from the graphdriver's databases: no per-image calls."""
-    tag_stamps_time: bool
-    """`docker tag` stamps `Metadata.LastTagTime`, even for a tag the image already has."""
+    last_tag_time: bool
+    """`Metadata.LastTagTime` says when the image was last tagged (Podman's is always 0001)."""
+    retag_stamps_time: bool
+    """Tagging an image with a tag it already has moves `LastTagTime` too."""
     load_drops_replaced: bool
     """Loading an image under a tag another image has deletes that image (it is not left
     dangling)."""
-    exited_state: str
-    """How `GET /containers/json` names the state of a container that ran and exited."""
+    exited_states: tuple[str, ...]
+    """How `GET /containers/json` names the state of a container that ran and exited (Podman
+    says `stopped` until it has cleaned up after the container, then `exited`)."""
+    year_one_listed: bool
+    """An image whose config says `created: 0001-01-01` is listed so (Podman lists the time
+    it was loaded)."""
 
 
+_GRAPHDRIVER = Traits(
+    layer_db=True,
+    last_tag_time=True,
+    retag_stamps_time=True,
+    load_drops_replaced=False,
+    exited_states=("exited",),
+    year_one_listed=True,
+)
 TRAITS = {
-    "docker-20.10": Traits(True, True, False, "exited"),
-    "docker-26": Traits(True, True, False, "exited"),
-    "docker-26-containerd": Traits(False, False, True, "exited"),
-    "podman-5": Traits(False, False, False, "stopped"),
+    "docker-20.10": _GRAPHDRIVER,
+    "docker-26": _GRAPHDRIVER,
+    "docker-26-containerd": Traits(
+        layer_db=False,
+        last_tag_time=True,
+        retag_stamps_time=False,
+        load_drops_replaced=True,
+        exited_states=("exited",),
+        year_one_listed=True,
+    ),
+    "podman-5": Traits(
+        layer_db=False,
+        last_tag_time=False,
+        retag_stamps_time=False,
+        load_drops_replaced=False,
+        exited_states=("stopped", "exited"),
+        year_one_listed=False,
+    ),
 }
 
 

@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 
 import docker
 
+from gcd.model import parse_reference
+from tests.integration.engines import Traits
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, image_id, layer, load
 
 
 def test_crafted_images_load_with_exact_dates_sizes_and_shared_layers(
-    clean_engine: PrivateEngine, api: docker.APIClient
+    clean_engine: PrivateEngine, api: docker.APIClient, traits: Traits
 ) -> None:
     base = layer(10_000, "harness-base")
     one, two, dangling = load(
@@ -24,10 +26,16 @@ def test_crafted_images_load_with_exact_dates_sizes_and_shared_layers(
     )
     listed = {i["Id"]: i for i in api.images()}
     assert listed[one]["Created"] == 0
-    assert listed[two]["Created"] == -62135596800
-    assert listed[one]["Size"] == 13_000
-    assert sorted(listed[two]["RepoTags"]) == ["h/two:1", "h/two:2"]
+    if traits.year_one_listed:
+        assert listed[two]["Created"] == -62135596800
+    assert sorted(parse_reference(t).familiar for t in listed[two]["RepoTags"]) == [
+        "h/two:1",
+        "h/two:2",
+    ]
     assert listed[dangling]["RepoTags"] in (None, [], ["<none>:<none>"])
+    if not traits.layer_db:
+        return  # sizes and ids on the other engines: test_engines.py
+    assert listed[one]["Size"] == 13_000
     # The shared base layer is stored once.
     assert api.df()["LayersSize"] == 10_000 + 3_000 + 7
     # Ids come from the config alone: tags do not change them.
