@@ -10,8 +10,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from gcd.model import parse_reference
 from gcd.state import State
 from tests.integration.daemon_process import DaemonProcess, wait_until
+from tests.integration.engines import engine_for, selected_engine
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load, runnable_layer
 
@@ -111,13 +113,16 @@ def test_sigterm_during_a_cycle_finishes_the_current_image_and_exits_0(
     assert daemon.stop(timeout=30) == 0
     assert daemon.named("daemon_stopped")
     # No half-finished removal: every image is either gone or still has both its tags.
-    remaining = {i["Id"]: set(i["RepoTags"] or []) for i in api.images()}
+    remaining = {
+        i["Id"]: {parse_reference(t).familiar for t in i["RepoTags"] or []} for i in api.images()
+    }
     for n, image_id in enumerate(ids):
         if image_id in remaining:
             assert remaining[image_id] == {f"bulk/app:{n}", f"bulk/other:{n}"}
     assert len(remaining) < len(ids)
 
 
+@pytest.mark.core
 def test_last_use_is_recorded_from_events_and_survives_a_restart(
     clean_engine: PrivateEngine, api: docker.APIClient, policy_file: Path, state_dir: Path
 ) -> None:
@@ -159,11 +164,12 @@ def test_the_daemon_keeps_running_while_the_engine_is_unreachable(
     assert daemon.process.returncode == 0
 
 
+@pytest.mark.core
 def test_the_event_stream_reconnects_after_the_engine_restarts(
     tmp_path: Path, policy_file: Path, state_dir: Path
 ) -> None:
     write_policy(policy_file, "images:\n  keep:\n    - reference: ['**']", schedule="every: 1h")
-    with PrivateEngine() as private:
+    with engine_for(selected_engine()) as private:
         api = docker.APIClient(base_url=private.host, version="auto")
         (used,) = load(api, image(runnable_layer(), layer(10, "rc"), tags=("rc/app:1",)))
         with DaemonProcess(private.host, policy_file, state_dir) as daemon:

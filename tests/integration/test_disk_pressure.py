@@ -14,6 +14,7 @@ import pytest
 from gcd.disk import measure
 from gcd.state import State
 from tests.integration.daemon_process import DaemonProcess
+from tests.integration.engines import engine_for, selected_engine
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
 
@@ -39,7 +40,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def pressured_engine(small_disk: Path) -> Iterator[PrivateEngine]:
-    with PrivateEngine(data_root=small_disk / "docker") as private:
+    with engine_for(selected_engine(), small_disk / "docker") as private:
         yield private
 
 
@@ -57,6 +58,7 @@ def write_policy(path: Path, high: float, low: float) -> Path:
     return path
 
 
+@pytest.mark.core
 def test_pressure_evicts_least_recently_used_soft_keeps_until_below_low(
     pressured_engine: PrivateEngine, small_disk: Path, tmp_path: Path
 ) -> None:

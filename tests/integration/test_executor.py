@@ -26,6 +26,8 @@ from tests.integration.engines import Traits, engine_for, selected_engine
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import ImageSpec, image, layer, load, runnable_layer
 
+pytestmark = pytest.mark.core  # conflicts, re-tags and replaced tags differ per engine
+
 DELETE_UNUSED = Policy(
     safety=Safety(min_age=timedelta(0), max_delete_fraction=1.0),
     images=ImagePolicy(keep=(), dangling=DanglingPolicy(keep_within=timedelta(0))),

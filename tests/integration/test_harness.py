@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import docker
+import pytest
 
 from gcd.model import parse_reference
 from tests.integration.engines import Traits
@@ -12,6 +13,7 @@ from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, image_id, layer, load
 
 
+@pytest.mark.core
 def test_crafted_images_load_with_exact_dates_sizes_and_shared_layers(
     clean_engine: PrivateEngine, api: docker.APIClient, traits: Traits
 ) -> None:

@@ -19,6 +19,8 @@ from tests.integration.engines import Traits
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load, runnable_layer
 
+pytestmark = pytest.mark.core  # records, ids and layer bytes differ per engine
+
 NOW = datetime.now(UTC)
 
 
