@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -175,3 +176,62 @@ def load(api: docker.APIClient, *specs: ImageSpec) -> list[str]:
         else:
             ids.append(next(remaining, None) or image_id(spec))
     return ids
+
+
+def _blob(files: dict[str, bytes], content: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(content).hexdigest()
+    files[f"blobs/sha256/{digest}"] = content
+    return {"digest": f"sha256:{digest}", "size": len(content)}
+
+
+def multi_platform_archive(tag: str, variants: Mapping[str, ImageSpec]) -> tuple[bytes, str]:
+    """An OCI layout tarball of one image index with a manifest per platform (`"linux/arm64":
+    spec`), and the index's digest: the image's id on the containerd image store."""
+    files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}'}
+    manifests = []
+    for platform, spec in variants.items():
+        os_name, architecture = platform.split("/")
+        config = json.loads(spec.config())
+        config["architecture"], config["os"] = architecture, os_name
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                **_blob(files, json.dumps(config, sort_keys=True).encode()),
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", **_blob(files, item.tar)}
+                for item in spec.layers
+            ],
+        }
+        manifests.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **_blob(files, json.dumps(manifest, sort_keys=True).encode()),
+                "platform": {"architecture": architecture, "os": os_name},
+            }
+        )
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }
+    top = _blob(files, json.dumps(index, sort_keys=True).encode())
+    reference = str(parse_reference(tag))
+    files["index.json"] = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    **top,
+                    "annotations": {
+                        "io.containerd.image.name": reference,
+                        "org.opencontainers.image.ref.name": reference.rpartition(":")[2],
+                    },
+                }
+            ],
+        }
+    ).encode()
+    return _tar(files), str(top["digest"])

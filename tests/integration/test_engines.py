@@ -1,18 +1,31 @@
 """What differs between the engines of the matrix, pinned where gcd relies on it
-(docs/engines.md): the API version gcd speaks, image ids, what sizes count, conflict answers and
-the event fields the usage tracker reads."""
+(docs/engines.md): the API version gcd speaks, image ids, what sizes count, conflict answers,
+the event fields the usage tracker reads, and multi-platform images."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import docker
 import pytest
 
 from gcd.engine import Engine, RemoveStatus
+from gcd.plan import LayerAccount
+from gcd.snapshot import take_snapshot
+from gcd.state import State
+from gcd.store_accounting import chain_ids
 from tests.integration.engines import Traits
 from tests.integration.harness import PrivateEngine
-from tests.integration.images import image, image_id, layer, load, runnable_layer
+from tests.integration.images import (
+    image,
+    image_id,
+    layer,
+    load,
+    multi_platform_archive,
+    runnable_layer,
+)
 
 pytestmark = pytest.mark.core
 
@@ -97,3 +110,40 @@ def test_container_events_name_the_container_in_actor_id(
     assert seen == [("create", container), ("start", container)]
     # The usage tracker maps the container to its image by id, never by the name the user typed.
     assert api.inspect_container(container)["Image"] == target
+
+
+def test_a_multi_platform_image_is_counted_by_its_host_platform(
+    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+) -> None:
+    if clean_engine.name not in ("docker-26-containerd", "podman-5"):
+        pytest.skip(f"{clean_engine.name} does not load an OCI image index")
+    base = layer(30_000, "mp-base")
+    archive, index = multi_platform_archive(
+        "mp/app:1",
+        {
+            "linux/amd64": image(base, layer(5_000, "mp-amd64")),
+            "linux/arm64": image(layer(40_000, "mp-arm64")),
+        },
+    )
+    for message in api.load_image(archive):
+        assert "error" not in message
+    snapshot = take_snapshot(engine, State.load(tmp_path), datetime.now(UTC))
+    (found,) = snapshot.images
+    predicted = LayerAccount.of(snapshot).freed_by([found])
+    before = api.df()["LayersSize"]
+    api.remove_image(found.id)
+    freed = before - api.df()["LayersSize"]
+    # Layers are the host platform's, as inspect and history describe them.
+    assert found.layers[:2] == tuple(chain_ids([base.diff_id, layer(5_000, "mp-amd64").diff_id]))
+    if clean_engine.name == "podman-5":
+        # Podman keeps the host platform's image only, named by its config digest.
+        assert found.id != index
+        assert freed == predicted
+        return
+    # The containerd store keeps the index (its digest is the id) and its `Size` counts both
+    # platforms' blobs. `docker load` unpacked the arm64 layer too: freed, but not predicted,
+    # since API 1.45 shows no other platform's snapshots (1.47's `manifests=1` would).
+    assert found.id == index
+    assert found.size_bytes > len(base.tar) + len(layer(40_000, "mp-arm64").tar)
+    arm64_snapshot = freed - predicted
+    assert 40_000 < arm64_snapshot < 40_000 + 3 * 4096
