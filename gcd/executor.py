@@ -231,6 +231,9 @@ class _Attempt:
         changed = _changed(self.decision, record, self.since)
         if changed is not None:
             return Verdict(OutcomeStatus.SKIPPED_CHANGED, changed)
+        # The whole list, compared by exact ImageID: Podman's `ancestor` filter misses a
+        # container of the image (tried, and test_executor caught it), and this guard must not
+        # depend on an engine's filter semantics.
         users = _users(self.engine.list_containers(), self.image_id)
         if users:
             return Verdict(OutcomeStatus.SKIPPED_IN_USE, "now used by " + ", ".join(users))
