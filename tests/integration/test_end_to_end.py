@@ -204,3 +204,23 @@ def test_test_pattern_answers_offline(tmp_path: Path) -> None:
     assert "keep.newest" in lines[2]
     assert "error" in lines[3]
     assert result.returncode == ExitCode.BAD_POLICY_OR_USAGE
+
+
+def test_max_deletions_per_run_leaves_the_rest_for_the_next_run(
+    clean_engine: PrivateEngine, sample: SampleHost, api: docker.APIClient, tmp_path: Path
+) -> None:
+    policy = tmp_path / "limited.yaml"
+    policy.write_text(
+        EXAMPLE.read_text().replace("max_deletions_per_run: 500", "max_deletions_per_run: 2")
+    )
+    state = tmp_path / "state"
+    run = as_json(
+        gcd(clean_engine.host, state, "run", "--once", "--policy", str(policy), "-o", "json")
+    )
+    deletable = sum(1 for s in sample.images if RuleId(s.expected).deletes)
+    assert run["result"]["by_status"]["removed"] == 2
+    assert run["summary"]["by_rule"]["keep.run_limit"] == deletable - 2
+    remaining = {i["Id"] for i in api.images()}
+    assert len(remaining) == len(sample.images) - 2
+    deferred = [d["id"] for d in run["decisions"] if d["rule"] == "keep.run_limit"]
+    assert all(image_id in remaining for image_id in deferred)
