@@ -136,9 +136,8 @@ class Daemon:
         path = disk.path or str(self.engine.info().get("DockerRootDir", "/var/lib/docker"))
         return measure(Path(path))
 
-    def _pressure(self) -> Pressure | None:
+    def _pressure(self, usage: DiskUsage | None) -> Pressure | None:
         disk = self.policy.schedule.disk
-        usage = self.disk_usage()
         if disk is None or usage is None:
             return None
         pressure = usage.pressure(disk.high, disk.low)
@@ -148,7 +147,7 @@ class Daemon:
     def check_disk(self) -> None:
         """The disk-pressure poll: above `high` → a cycle now, unless backing off."""
         try:
-            pressure = self._pressure()
+            pressure = self._pressure(self.disk_usage())
         except (GcdError, DiskError) as exc:
             log.warning("disk_check_failed", error=str(exc))
             return
@@ -173,8 +172,8 @@ class Daemon:
     def _cycle(self, trigger: str, started: float) -> RunResult | None:
         policy = self.policy
         try:
-            pressure = self._pressure()
             before = self.disk_usage()
+            pressure = self._pressure(before)
             self.flush_uses()
             with self.state_lock:
                 result = run_once(

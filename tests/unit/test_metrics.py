@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from gcd.cycle import freed_by
 from gcd.errors import StateError
 from gcd.executor import Outcome, OutcomeStatus, Report
 from gcd.metrics import (
@@ -23,7 +24,7 @@ from gcd.metrics import (
 )
 from gcd.metrics_textfile import restore_counters, write_textfile
 from gcd.model import Snapshot
-from gcd.plan import LayerAccount, Plan
+from gcd.plan import Plan
 from gcd.policy import evaluate
 from gcd.rules import Policy, RuleId
 from tests.unit.builders import NOW, image, policy, rule
@@ -78,9 +79,8 @@ def report(plan: Plan, *statuses: OutcomeStatus, aborted: str | None = None) -> 
 
 
 def freed(report: Report, snapshot: Snapshot = SNAPSHOT) -> int:
-    """What cycle.freed_by computes: the removed images' layers that nothing else uses."""
-    gone = {o.image_id for o in report.outcomes if o.status is OutcomeStatus.REMOVED}
-    return LayerAccount.of(snapshot).freed_by(i for i in snapshot.images if i.id in gone)
+    """The exact total a cycle reports: the removed images' layers that nothing else uses."""
+    return freed_by(snapshot, report)
 
 
 def record(
