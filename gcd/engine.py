@@ -62,6 +62,30 @@ class RemoveStatus(StrEnum):
 class RemoveResult:
     status: RemoveStatus
     message: str = ""
+    untagged: tuple[str, ...] = ()
+    """The references the engine says it removed (`Untagged` items, familiar spelling)."""
+    deleted: tuple[str, ...] = ()
+    """The image and layer ids the engine says it deleted (`Deleted` items)."""
+
+
+def _full_id(name: str) -> bool:
+    return name.startswith("sha256:") and len(name) == 71
+
+
+def _answer(body: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`DELETE /images/{name}`'s body: (`Untagged` references, `Deleted` ids)."""
+    items = body if isinstance(body, list) else []
+    untagged = tuple(str(i["Untagged"]) for i in items if isinstance(i, dict) and i.get("Untagged"))
+    deleted = tuple(str(i["Deleted"]) for i in items if isinstance(i, dict) and i.get("Deleted"))
+    return untagged, deleted
+
+
+def is_podman(server: Mapping[str, Any]) -> bool:
+    """`GET /version` of Podman's service names a component "Podman Engine"."""
+    components = server.get("Components")
+    return isinstance(components, list) and any(
+        isinstance(c, dict) and c.get("Name") == "Podman Engine" for c in components
+    )
 
 
 def _unreachable(host: str, exc: Exception) -> EngineUnreachableError:
@@ -79,6 +103,7 @@ class Engine:
         self.host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.timeout = timeout
         self._client: docker.APIClient | None = None
+        self._podman = False
 
     @property
     def client(self) -> docker.APIClient:
@@ -97,9 +122,16 @@ class Engine:
                     version=negotiate_api_version(server),
                     timeout=self.timeout,
                 )
+                self._podman = is_podman(server)
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 raise _unreachable(self.host, exc) from exc
         return self._client
+
+    @property
+    def podman(self) -> bool:
+        """The engine is Podman's Docker-compatible service (its `force` removes containers)."""
+        _ = self.client
+        return self._podman
 
     @property
     def api_version(self) -> str:
@@ -184,11 +216,45 @@ class Engine:
         )
         return result
 
-    def remove_image(self, name: str) -> RemoveResult:
-        """`DELETE /images/{name}` — never with force — classified, never raised (except when
-        the engine is unreachable, which ends the run)."""
+    def remove_image(self, name: str, *, force: bool = False) -> RemoveResult:
+        """`DELETE /images/{name}`, classified, never raised (except when the engine is
+        unreachable, which ends the run), with the engine's answer: what it untagged and
+        deleted.
+
+        `force` only by full id, and never on Podman, whose force removes the containers of
+        the image: on Docker it lifts only the soft conflicts (other tags, stopped containers);
+        a running container or a child image still refuses (engine-facts.md §1.1)."""
+        if force and (not _full_id(name) or self.podman):
+            raise ValueError(f"force is only for a full image id on Docker, not {name!r}")
+        return self._removal(
+            lambda: self.client.remove_image(name, force=force, noprune=False), parse=True
+        )
+
+    def untag_image_by_id(self, image_id: str, repository: str, tag: str) -> RemoveResult:
+        """Podman only: `POST /libpod/images/{id}/untag?repo=&tag=` removes the name from
+        *that* image and nothing else (a name that moved to another image is "not known" to
+        this one). Docker has no such call. Both parameters are always sent: without them
+        Podman removes every name."""
+        if not (_full_id(image_id) and repository and tag):
+            raise ValueError(f"untag needs a full id, a repository and a tag: {image_id!r}")
+        # The SDK has no call for Podman's own API; its request helpers still bring the
+        # socket adapter, the negotiated version prefix and the error mapping.
+        client: Any = self.client
+
+        def untag() -> None:
+            url = client._url("/libpod/images/{0}/untag", image_id)
+            client._raise_for_status(client._post(url, params={"repo": repository, "tag": tag}))
+
+        result = self._removal(untag, parse=False)
+        if result.status is RemoveStatus.SERVER_ERROR and "tag not known" in result.message:
+            return RemoveResult(RemoveStatus.NOT_FOUND, result.message)
+        if result.status is RemoveStatus.REMOVED:
+            return RemoveResult(RemoveStatus.REMOVED, untagged=(f"{repository}:{tag}",))
+        return result
+
+    def _removal(self, request: Any, *, parse: bool) -> RemoveResult:
         try:
-            self.client.remove_image(name, force=False, noprune=False)
+            body = request()
         except docker.errors.NotFound as exc:
             return RemoveResult(RemoveStatus.NOT_FOUND, str(exc.explanation or exc))
         except docker.errors.APIError as exc:
@@ -205,7 +271,8 @@ class Engine:
             return RemoveResult(RemoveStatus.SERVER_ERROR, str(exc))
         except docker.errors.DockerException as exc:
             raise _unreachable(self.host, exc) from exc
-        return RemoveResult(RemoveStatus.REMOVED)
+        untagged, deleted = _answer(body) if parse else ((), ())
+        return RemoveResult(RemoveStatus.REMOVED, untagged=untagged, deleted=deleted)
 
     def events(self, since: int | None = None, **filters: list[str]) -> Iterator[dict[str, Any]]:
         """`GET /events` as decoded dicts; ends silently when dockerd stops (reconnect)."""

@@ -7,15 +7,21 @@ For each planned deletion, in plan order, right before touching it:
    `Metadata.LastTagTime` no later than the plan (nobody tagged it since the snapshot), else
    `skipped_changed`; no container in any state may use it (one `GET /containers/json?all=1`
    per image, comparing `ImageID` exactly), else `skipped_in_use`.
-3. An image with several tags cannot be deleted by id without force (409 "referenced in
-   multiple repositories"), so its extra tags are untagged by name one by one, each only after
-   a fresh inspect *of that name* shows it still resolves to the planned id, carrying exactly
-   the tags expected at that point. Anything else → `skipped_changed`, and the image is left
-   as it is: it still has at least one tag, so it is never left dangling.
-4. `DELETE /images/<full id>`: never by name (a tag may have moved to a freshly built image
-   since the plan, and deleting the name would delete the new image), never with `force`.
-   The daemon is the final judge: a container or a tag that appeared after step 2 gives a
-   409 → `conflict`, counted, never retried with force.
+3. `DELETE /images/<full id>`, never by name: a tag may have moved to a freshly built image
+   since the plan, and deleting the name would delete the new image. The daemon is the final
+   judge: a container or a tag that appeared after step 2 gives a 409 → `conflict`, counted,
+   never retried with force.
+4. An image with several tags cannot be deleted by id without force (409 "referenced in
+   multiple repositories"). On Docker it is deleted by full id with `force` in that one
+   request, so that the engine itself removes exactly the references of this id; force lifts
+   only the soft conflicts (other tags, stopped containers), a running container or a child
+   image still refuses. On Podman, whose force would remove the image's containers, each
+   extra name is untagged *from this id* (`/libpod/images/{id}/untag`), then the image is
+   deleted by id without force.
+5. The engine's answer is read: a reference it untagged that the plan did not name is logged
+   as an error (`image_removed_with_unplanned_references`), and after a forced delete a
+   container created from the image in that one round trip is logged
+   (`image_removed_under_container`).
 
 Outcomes: 404 → `already_gone`; a 500 whose fresh inspect says the image is gone (20.10's
 "unrecognized image ID" after a concurrent delete) → `already_gone`, otherwise `failed`; a
@@ -24,14 +30,10 @@ error is that image's `failed` and the executor goes on. An unreachable engine e
 cleanly (`Report.aborted`; the rest `not_attempted`); so does the `stop` event, after the
 image in progress.
 
-The residual race: between the fresh inspect of a name and `DELETE /images/<name>` (one
-round trip), another client may move that tag to another image X. The untag then removes the
-tag from X instead, and if it was X's last reference and no container uses X, the engine
-deletes X (with a container using X it refuses with 409). The Engine API has no "untag this
-name only if it names that id", so the window cannot be closed, only kept to one round trip
-and to images with several tags. A container created from the image after step 2 may see
-extra tags go, but never the last one: the delete by id then answers 409, and the image
-keeps a name.
+What is left of the race (README, "Several tags"): only the planned image itself can be hit,
+only in the one round trip between step 2 and the forced delete, and only by someone tagging
+it or creating a container from it in that moment. A name moved to another image is never
+followed: nothing gcd sends names a tag.
 """
 
 from __future__ import annotations
@@ -205,13 +207,11 @@ class _Attempt:
         decision: Decision,
         engine: Engine,
         since: datetime,
-        before_untag: Callable[[Decision, str], None] | None,
     ) -> None:
         self.decision = decision
         self.image_id = decision.image.id
         self.engine = engine
         self.since = since
-        self.before_untag = before_untag
         self.touched = False
         self.untagged: list[str] = []
 
@@ -238,62 +238,54 @@ class _Attempt:
         if users:
             return Verdict(OutcomeStatus.SKIPPED_IN_USE, "now used by " + ", ".join(users))
         tags = _tags(record)
+        if len(tags) <= 1:
+            self.touched = True
+            return self._classify(self.engine.remove_image(self.image_id))
+        if self.engine.podman:
+            return self._untag_then_delete(tags)
+        # Several tags: one request by full id, so the engine itself removes exactly the
+        # references of this id. Untagging names from here would follow a name another client
+        # moved to a new image in the meantime, and delete that image (README, "Several tags").
+        self.touched = True
+        verdict = self._classify(self.engine.remove_image(self.image_id, force=True))
+        if verdict.status is OutcomeStatus.REMOVED:
+            users = _users(self.engine.list_containers(), self.image_id)
+            if users:  # created in the one round trip since the check above
+                log.error(
+                    "image_removed_under_container",
+                    image=_short(self.image_id),
+                    containers=users,
+                    detail="created while gcd deleted the image; it keeps its own layers",
+                )
+                detail = f"{verdict.detail}; meanwhile created from it: {', '.join(users)}"
+                return Verdict(verdict.status, detail)
+        return verdict
+
+    def _untag_then_delete(self, tags: dict[str, str]) -> Verdict:
+        """Podman: untag the extra names from this image id (never by name), then delete by
+        id without force. A name that left the image meanwhile is "not known" to it."""
         remaining = set(tags)
         for tag in sorted(tags)[1:]:  # the first tag goes with the delete by id
-            refused = self._untag(tag, tags[tag], remaining)
-            if refused is not None:
-                return refused
+            reference = parse_reference(tags[tag])
+            self.touched = True
+            result = self.engine.untag_image_by_id(
+                self.image_id, reference.repository, reference.tag or "latest"
+            )
+            if result.status is not RemoveStatus.REMOVED:
+                status = {
+                    RemoveStatus.NOT_FOUND: OutcomeStatus.SKIPPED_CHANGED,
+                    RemoveStatus.CONFLICT: OutcomeStatus.CONFLICT,
+                    RemoveStatus.TIMEOUT: OutcomeStatus.TIMEOUT,
+                }.get(result.status, OutcomeStatus.FAILED)
+                keeps = _describe(remaining)
+                return Verdict(status, f"untagging {tags[tag]}: {result.message}; keeps {keeps}")
             remaining.discard(tag)
-        if self.untagged:
-            record = self.engine.inspect_image(self.image_id)
-            if record is None:
-                return Verdict(OutcomeStatus.ALREADY_GONE, "gone while gcd untagged it")
-            if set(_tags(record)) != remaining:
-                fresh = set(_tags(record))
-                return Verdict(
-                    OutcomeStatus.SKIPPED_CHANGED, f"tags changed meanwhile: {_describe(fresh)}"
-                )
-        self.touched = True
+            self.untagged.append(tags[tag])
         return self._classify(self.engine.remove_image(self.image_id))
-
-    def _untag(self, tag: str, name: str, remaining: set[str]) -> Verdict | None:
-        """Untag `name` if it still names the planned image with the expected tags."""
-        if self.before_untag is not None:
-            self.before_untag(self.decision, tag)
-        record = self.engine.inspect_image(name)
-        found = record.get("Id") if record is not None else None
-        keeps = _describe(remaining)
-        if record is None or found != self.image_id:
-            where = f"now names {_short(str(found))}" if found else "is gone"
-            return Verdict(
-                OutcomeStatus.SKIPPED_CHANGED, f"{name} {where}; the image keeps {keeps}"
-            )
-        fresh = set(_tags(record))
-        if fresh != remaining:
-            return Verdict(
-                OutcomeStatus.SKIPPED_CHANGED,
-                f"tags changed meanwhile: expected {keeps}, found {_describe(fresh)}",
-            )
-        self.touched = True
-        result = self.engine.remove_image(name)
-        if result.status is RemoveStatus.REMOVED:
-            self.untagged.append(name)
-            return None
-        if result.status is RemoveStatus.TIMEOUT:
-            after = self.engine.inspect_image(self.image_id)
-            if after is not None and tag not in _tags(after):
-                self.untagged.append(name)
-                return None
-        status = {
-            RemoveStatus.NOT_FOUND: OutcomeStatus.SKIPPED_CHANGED,
-            RemoveStatus.CONFLICT: OutcomeStatus.CONFLICT,
-            RemoveStatus.TIMEOUT: OutcomeStatus.TIMEOUT,
-        }.get(result.status, OutcomeStatus.FAILED)
-        return Verdict(status, f"untagging {name}: {result.message}; the image keeps {keeps}")
 
     def _classify(self, result: RemoveResult) -> Verdict:
         if result.status is RemoveStatus.REMOVED:
-            return Verdict(OutcomeStatus.REMOVED, "deleted by id")
+            return self._removed(result)
         if result.status is RemoveStatus.NOT_FOUND:
             return Verdict(OutcomeStatus.ALREADY_GONE, result.message)
         if result.status is RemoveStatus.CONFLICT:
@@ -304,6 +296,23 @@ class _Attempt:
             gone = False
             result = RemoveResult(result.status, f"{result.message}; re-inspect failed: {exc}")
         return classify_after_reinspect(result, gone=gone)
+
+    def _removed(self, result: RemoveResult) -> Verdict:
+        """The engine's answer, checked: a reference it removed that the plan did not name
+        was put on the image in the last round trip, and the operator must hear of it."""
+        planned = {str(ref) for ref in self.decision.image.references}
+        unplanned = sorted({n for n in result.untagged if _normalise(n) not in planned})
+        if not unplanned:
+            return Verdict(OutcomeStatus.REMOVED, "deleted by id")
+        log.error(
+            "image_removed_with_unplanned_references",
+            image=_short(self.image_id),
+            references=unplanned,
+            detail="tagged in the moment between gcd's last check and the delete",
+        )
+        return Verdict(
+            OutcomeStatus.REMOVED, f"deleted by id; also untagged {', '.join(unplanned)}"
+        )
 
 
 def _outcome(decision: Decision, verdict: Verdict) -> Outcome:
@@ -342,7 +351,6 @@ def execute(
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     before_delete: Callable[[Decision], None] | None = None,
-    before_untag: Callable[[Decision, str], None] | None = None,
 ) -> Report:
     """Apply `plan`'s deletions in order; one `Outcome` per planned deletion, logged as one
     `image_removed` or `image_skipped` event and passed to `on_outcome`.
@@ -351,9 +359,9 @@ def execute(
     after the image in progress: the rest is `not_attempted`, and `Report.aborted` stays None
     (a requested stop is no failure); an unreachable engine sets it.
 
-    Test seams, never used in production: `before_delete(decision)` runs before each image's
-    checks and `before_untag(decision, tag)` before each untag's fresh inspect, so that tests
-    can change the engine between plan and execution deterministically.
+    Test seam, never used in production: `before_delete(decision)` runs before each image's
+    checks, so that tests can change the engine between plan and execution deterministically
+    (the integration tests put a proxy in front of the engine for the moments in between).
     """
     if plan.refusal is not None:
         raise RunRefusedError(plan.refusal)
@@ -365,7 +373,7 @@ def execute(
         elif stop is not None and stop.is_set():
             verdict = Verdict(OutcomeStatus.NOT_ATTEMPTED, "stop requested; not attempted")
         else:
-            attempt = _Attempt(decision, engine, plan.created_at, before_untag)
+            attempt = _Attempt(decision, engine, plan.created_at)
             try:
                 if before_delete is not None:
                     before_delete(decision)

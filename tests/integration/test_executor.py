@@ -1,10 +1,11 @@
 """The executor on the suite's own engine: races between plan and execution, made
-deterministic with the executor's test seams (`before_delete`, `before_untag`)."""
+deterministic with the executor's `before_delete` seam and, for the moments between two of
+its requests, a proxy in front of the engine (`tests/integration/proxy.py`)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +23,18 @@ from gcd.policy import evaluate
 from gcd.rules import DanglingPolicy, ImagePolicy, Policy, Safety
 from gcd.snapshot import take_snapshot
 from gcd.state import State
+from tests.integration import images
 from tests.integration.engines import Traits, engine_for, selected_engine
 from tests.integration.harness import PrivateEngine
-from tests.integration.images import ImageSpec, image, layer, load, runnable_layer
+from tests.integration.images import (
+    ImageSpec,
+    archive,
+    image,
+    layer,
+    load,
+    runnable_layer,
+)
+from tests.integration.proxy import EngineProxy, deleting
 
 pytestmark = pytest.mark.core  # conflicts, re-tags and replaced tags differ per engine
 
@@ -69,18 +79,6 @@ def stopped_container(api: docker.APIClient, image_id: str) -> str:
 
 def statuses(report: Report) -> dict[str, OutcomeStatus]:
     return {o.image_id: o.status for o in report.outcomes}
-
-
-def on_untag(number: int, action: Callable[[str], None]) -> Callable[[Decision, str], None]:
-    """A `before_untag` hook: `action(tag)` right before the `number`-th untag (from 1)."""
-    calls: list[str] = []
-
-    def hook(_: Decision, tag: str) -> None:
-        calls.append(tag)
-        if len(calls) == number:
-            action(parse_reference(tag).familiar)
-
-    return hook
 
 
 def spec(seed: str, *tags: str, runnable: bool = False) -> ImageSpec:
@@ -199,42 +197,111 @@ def test_a_multi_tag_image_over_two_repositories_is_removed_completely(
     assert not any(present(api, tag) for tag in tags)
 
 
-def test_a_multi_tag_image_whose_extra_tag_moved_midway_is_left_consistent(
-    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+def multi_tag_delete(method: str, path: str) -> bool:
+    """The request that removes a planned multi-tag image's names: Docker's forced delete by
+    id, Podman's first untag from the id — and, before the fix, the untag by name."""
+    return deleting(method, path) or (
+        method == "POST" and path.split("?", maxsplit=1)[0].endswith("/untag")
+    )
+
+
+def removes_names(method: str, path: str) -> bool:
+    """A request that removes names of a multi-tag image: by name, forced, or an untag."""
+    by_name = deleting(method, path) and "/images/sha256:" not in path
+    forced = deleting(method, path) and "force=True" in path
+    return by_name or forced or (multi_tag_delete(method, path) and method == "POST")
+
+
+def test_a_name_moved_to_a_new_image_in_the_last_moment_leaves_the_new_image_whole(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
 ) -> None:
-    (multi,) = load(api, spec("x-mid", "x/mid:1", "x/mid:2", "x/mid-other:1"))
-    plan = plan_now(engine, tmp_path)
-    moved: dict[str, str] = {}
-
-    def move(tag: str) -> None:
-        (moved[tag],) = load(api, spec("x-mid-new", tag))
-
-    report = execute(plan, engine, before_untag=on_untag(2, move))
+    """The race of the untag by name: right before gcd's request that removes the planned
+    image's names, a CI job loads a new image under one of them. Before the fix gcd then sent
+    `DELETE /images/x/mv:sha-1`, and the engine deleted the new image (its only name)."""
+    (planned,) = load(api, spec("x-mv-old", "x/mv:main", "x/mv:sha-1"))
+    new: list[str] = []
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+        proxy.before(
+            multi_tag_delete, lambda *_: new.extend(load(api, spec("x-mv-new", "x/mv:sha-1")))
+        )
+        report = execute(plan, engine)
+        podman = engine.podman
+        engine.close()
+    assert len(new) == 1, "the hook ran once"
+    assert tags_of(api, new[0]) == {"x/mv:sha-1"}  # the new image, whole
     (outcome,) = report.outcomes
-    assert outcome.status is OutcomeStatus.SKIPPED_CHANGED
-    ((tag, new),) = moved.items()
-    assert tag in outcome.detail
-    # The moved tag names the new image, which is intact; the planned image keeps a name.
-    assert api.inspect_image(tag)["Id"] == new
-    assert tags_of(api, new) == {tag}
-    assert len(tags_of(api, multi)) == 1  # one tag was untagged before the move, one remains
-    assert tags_of(api, multi) < {"x/mid:1", "x/mid:2", "x/mid-other:1"} - {tag}
+    if podman:  # the untag from the planned id finds the name gone from it
+        assert outcome.status is OutcomeStatus.SKIPPED_CHANGED, outcome.detail
+        assert tags_of(api, planned) == {"x/mv:main"}
+        return
+    assert outcome.status is OutcomeStatus.REMOVED, outcome.detail
+    assert not present(api, planned)
+    assert not any(path.endswith("/images/x/mv:sha-1") for _, path in proxy.requests)
 
 
-def test_a_container_created_while_untagging_stops_the_delete_and_the_image_keeps_a_name(
-    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+def test_a_tag_put_on_the_planned_image_in_the_last_moment_is_reported(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
 ) -> None:
-    tags = ("x/race:1", "x/race:2", "x/race:3")
-    (multi,) = load(api, spec("x-race", *tags, runnable=True))
-    plan = plan_now(engine, tmp_path)
+    """What is left of the window on Docker: a name given to the planned image between the
+    last check and the forced delete goes with it, and gcd says so as an error."""
+    (planned,) = load(api, spec("x-late", "x/late:1", "x/late:2"))
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+
+        def promote(*_: str) -> None:
+            api.tag(planned, "x/promoted", "prod")
+
+        proxy.before(multi_tag_delete, promote)
+        with capture_logs() as logs:
+            report = execute(plan, engine)
+        podman = engine.podman
+        engine.close()
+    (outcome,) = report.outcomes
+    if podman:  # untag from the id, then the delete without force meets the new name
+        assert outcome.status is OutcomeStatus.CONFLICT, outcome.detail
+        assert "x/promoted:prod" in tags_of(api, planned)
+        return
+    assert outcome.status is OutcomeStatus.REMOVED
+    assert "also untagged x/promoted:prod" in outcome.detail
+    assert not present(api, planned)
+    (event,) = [e for e in logs if e["event"] == "image_removed_with_unplanned_references"]
+    assert event["log_level"] == "error"
+    assert event["references"] == ["x/promoted:prod"]
+
+
+def test_a_container_created_from_the_planned_image_in_the_last_moment_is_reported(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    """The other half of the window (engine-facts §1.1 T7): a stopped container created
+    between the last check and the forced delete. The engine deletes the image; the container
+    keeps its own layers and still runs; gcd logs it. Podman, never forced, refuses."""
+    (planned,) = load(api, spec("x-ctr", "x/ctr:1", "x/ctr:2", runnable=True))
     containers: list[str] = []
-    hook = on_untag(2, lambda _: containers.append(stopped_container(api, multi)))
-    report = execute(plan, engine, before_untag=hook)
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+        proxy.before(
+            multi_tag_delete, lambda *_: containers.append(stopped_container(api, planned))
+        )
+        with capture_logs() as logs:
+            report = execute(plan, engine)
+        podman = engine.podman
+        engine.close()
     (outcome,) = report.outcomes
-    assert outcome.status is OutcomeStatus.CONFLICT  # the engine's 409, never forced
-    assert "container" in outcome.detail  # "stopped container …"; Podman: "in use by a container"
-    assert len(tags_of(api, multi)) == 1  # extra tags gone, never the last one
-    assert api.inspect_container(containers[0])["Image"] == multi
+    if podman:
+        assert outcome.status is OutcomeStatus.CONFLICT, outcome.detail
+        assert len(tags_of(api, planned)) == 1  # the extra name went, never the last one
+        return
+    assert outcome.status is OutcomeStatus.REMOVED, outcome.detail
+    assert "meanwhile created from it" in outcome.detail
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "image_removed_under_container"
+    ]
+    api.start(containers[0])
+    assert api.wait(containers[0], timeout=60)["StatusCode"] == 0
 
 
 def test_an_image_deleted_by_someone_else_is_already_gone(
@@ -301,3 +368,66 @@ def test_an_engine_that_stops_mid_run_aborts_cleanly(tmp_path: Path) -> None:
     assert report.aborted is not None
     assert "unreachable" in report.aborted
     assert len(calls) == 2  # nothing was tried after the engine was gone
+
+
+MOVING = ("main", "latest", "pr-1", "pr-2")
+
+
+def test_moving_tags_under_load_never_cost_an_image_or_a_name_gcd_did_not_plan(
+    clean_engine: PrivateEngine, api: docker.APIClient, traits: Traits, tmp_path: Path
+) -> None:
+    """A CI loop loads new images under moving tags (`main`, `latest`, `pr-N`) while gcd
+    plans and deletes everything unused, again and again; the proxy holds each request that
+    removes names of a multi-tag image for 100 ms, as a busy engine would, so that moves land
+    in those windows. Afterwards every image that is gone
+    was removed by gcd and logged, and every moving name is still on the image it was last
+    loaded with, unless gcd removed that image. Before the fix: new images lost, see README."""
+    if traits.load_drops_replaced:
+        pytest.skip("this engine deletes an image itself when a load takes its last name")
+    loaded: list[str] = []
+    owner: dict[str, str] = {}
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def ci_loop() -> None:
+        n = 0
+        try:
+            while not stop.is_set() and n < 2_000:
+                n += 1
+                moving = [f"x/mv:{MOVING[n % 4]}", f"x/mv:{MOVING[(n * 7 + 1) % 4]}"]
+                tags = moving[:1] if n % 3 == 0 else [*dict.fromkeys(moving), f"x/mv:sha-{n}"]
+                new = spec(f"x-load-{n}", *tags)
+                for _ in api.load_image(archive(new)):  # gcd may delete it at once: no inspect
+                    pass
+                loaded.append(images.image_id(new))
+                owner.update({tag: images.image_id(new) for tag in tags if "x/mv:sha-" not in tag})
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    outcomes: list[Outcome] = []
+    with EngineProxy(clean_engine.socket, delay_seconds=0.1, delay=removes_names) as proxy:
+        engine = Engine(proxy.host)
+        mover = threading.Thread(target=ci_loop)
+        with capture_logs() as logs:
+            mover.start()
+            deadline = time.monotonic() + 20
+            try:
+                while time.monotonic() < deadline and not failures:
+                    outcomes.extend(execute(plan_now(engine, tmp_path), engine).outcomes)
+            finally:
+                stop.set()
+                mover.join(timeout=120)
+        engine.close()
+    assert not failures, failures
+    removed = {o.image_id for o in outcomes if o.status is OutcomeStatus.REMOVED}
+    multi = [o for o in outcomes if o.status is OutcomeStatus.REMOVED and len(o.references) > 1]
+    assert len(multi) >= 20, f"only {len(multi)} multi-tag images removed: the test proved nothing"
+    present = {i["Id"] for i in api.images(all=True)}
+    assert set(loaded) - present <= removed, "an image gcd did not remove is gone"
+    logged = {e["image"] for e in logs if e["event"] == "image_removed"}
+    assert {i.removeprefix("sha256:")[:12] for i in removed} == logged
+    # Names only ever move to new images here, so none can be on a planned one by surprise.
+    assert not [e for e in logs if e["log_level"] == "error"]
+    for tag, holder in owner.items():
+        if holder not in removed:
+            assert tag in tags_of(api, holder), f"{tag} was taken from {holder[:19]}"
