@@ -1,5 +1,9 @@
 """Policy file → validated, frozen `Policy`, or every problem at once with its position:
-`policy.yaml:14:7: images.keep[2].newest: expected a whole number ≥ 1, got 'ten'`."""
+`policy.yaml:14:7: images.keep[2].newest: expected a whole number ≥ 1, got "ten"`.
+
+`gcd.config_yaml` reads the YAML (plain scalars by YAML 1.2 core rules, refusing what YAML 1.1
+reads otherwise), `gcd.config_schema` validates, and this module words each problem: found values
+as the file spells them (`1.10`, not the float 1.1), with the fix."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from gcd.config_schema import KeepRuleModel, PolicyModel, shown
+from gcd.config_yaml import Document, FieldPath, TooLarge, compose, dotted, yaml_problem
 from gcd.errors import PolicyError, PolicyProblem
 from gcd.patterns import Pattern
 from gcd.rules import (
@@ -23,65 +28,7 @@ from gcd.rules import (
     Safety,
     Schedule,
 )
-
-FieldPath = tuple[str | int, ...]
-Position = tuple[int, int]
-
-
-class _Document:
-    """Plain data from the YAML node tree, remembering where each value and key stood."""
-
-    MAX_VALUES = 100_000  # aliases can multiply a small file into a huge tree
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.values: dict[FieldPath, Position] = {}
-        self.keys: dict[FieldPath, Position] = {}
-        self.problems: list[PolicyProblem] = []
-        self._open: set[int] = set()  # collections being converted: a cycle means `&a [*a]`
-
-    def problem(self, node: yaml.Node, path: FieldPath, message: str) -> None:
-        line, column = node.start_mark.line + 1, node.start_mark.column + 1
-        self.problems.append(PolicyProblem(self.source, line, column, dotted(path), message))
-
-    def convert(self, loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath) -> Any:
-        if len(self.values) >= self.MAX_VALUES:
-            raise _TooLarge(node)
-        self.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-            return loader.construct_object(node, deep=True)
-        if id(node) in self._open:
-            self.problem(node, path, "a YAML alias refers to the collection that contains it")
-            return None
-        self._open.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                return [self.convert(loader, item, (*path, i)) for i, item in enumerate(node.value)]
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(loader.construct_object(key_node, deep=True))
-                self.keys[(*path, key)] = (
-                    key_node.start_mark.line + 1,
-                    key_node.start_mark.column + 1,
-                )
-                if key in result:
-                    self.problem(key_node, (*path, key), "duplicate key")
-                result[key] = self.convert(loader, value_node, (*path, key))
-            return result
-        finally:
-            self._open.discard(id(node))
-
-
-class _TooLarge(Exception):
-    def __init__(self, node: yaml.Node) -> None:
-        self.node = node
-
-
-def dotted(path: FieldPath) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
+from gcd.yaml_scalars import quoted
 
 
 def _known_keys(model: type[BaseModel], path: FieldPath) -> list[str]:
@@ -109,7 +56,29 @@ def _is_model(candidate: Any) -> bool:
     return isinstance(candidate, type) and issubclass(candidate, BaseModel)
 
 
-def _message(error: ErrorDetails, path: FieldPath) -> str:
+def _found(given: Any, path: FieldPath, document: Document) -> str:
+    """A found value as the file spells it: `1.10`, not the float 1.1 it was read as."""
+    plain = document.plain.get(path)
+    if plain is not None and plain.text and not isinstance(given, str):
+        return plain.text
+    return shown(given)
+
+
+def _label_message(given: Any, path: FieldPath, document: Document) -> str:
+    plain = document.plain.get(path)
+    if given is None:
+        alternative = f", or quote it: {quoted(plain.text)}" if plain and plain.text else ""
+        return f'a label value is text: write "*" for any value{alternative}'
+    if plain is not None:
+        return f"a label value is text: quote it: {quoted(plain.text)} ({plain.why()})"
+    return f"a label value is text, got {shown(given)}"
+
+
+def _is_label_value(path: FieldPath) -> bool:
+    return len(path) == 5 and path[:2] == ("images", "keep") and path[3] == "label"
+
+
+def _message(error: ErrorDetails, path: FieldPath, document: Document) -> str:
     kind = error["type"]
     given = error.get("input")
     context: dict[str, Any] = dict(error.get("ctx") or {})
@@ -120,7 +89,11 @@ def _message(error: ErrorDetails, path: FieldPath) -> str:
         return f"unknown key{hint}"
     if kind == "missing":
         return "required"
-    if kind in {"int_parsing", "int_type", "int_from_float"}:
+    if kind == "label_text":
+        return _label_message(given, path, document)
+    if kind == "gcd_expected":
+        expected = str(context["expected"])
+    elif kind in {"int_parsing", "int_type", "int_from_float"}:
         expected = "a whole number"
     elif kind == "literal_error":
         expected = str(context.get("expected"))
@@ -138,7 +111,7 @@ def _message(error: ErrorDetails, path: FieldPath) -> str:
         return str(error["msg"]).removeprefix("Value error, ")
     else:
         return str(error["msg"])
-    return f"expected {expected}, got {shown(given)}"
+    return f"expected {expected}, got {_found(given, path, document)}"
 
 
 _AT_LEAST_ONE = {
@@ -147,10 +120,12 @@ _AT_LEAST_ONE = {
 }
 
 
-def _problems(exc: ValidationError, document: _Document) -> list[PolicyProblem]:
+def _problems(exc: ValidationError, document: Document) -> list[PolicyProblem]:
     problems = []
     for error in exc.errors():
         path: FieldPath = tuple(error["loc"])
+        if path in document.settled:
+            continue
         if error["type"] == "extra_forbidden" and path in document.keys:
             line, column = document.keys[path]
         else:
@@ -159,8 +134,23 @@ def _problems(exc: ValidationError, document: _Document) -> list[PolicyProblem]:
                 probe = probe[:-1]
             line, column = document.values.get(probe, (1, 1))
         problems.append(
-            PolicyProblem(document.source, line, column, dotted(path), _message(error, path))
+            PolicyProblem(
+                document.source, line, column, dotted(path), _message(error, path, document)
+            )
         )
+    return problems
+
+
+def _refused(document: Document) -> list[PolicyProblem]:
+    """The plain scalars YAML 1.1 and 1.2 read differently (or not in plain decimal)."""
+    problems = []
+    for path, plain in document.refused.items():
+        line, column = document.values[path]
+        if _is_label_value(path):  # labels are text: the only fix is quoting
+            message = f"a label value is text: quote it: {quoted(plain.text)} ({plain.why()})"
+        else:
+            message = plain.message()
+        problems.append(PolicyProblem(document.source, line, column, dotted(path), message))
     return problems
 
 
@@ -202,42 +192,19 @@ def _policy(model: PolicyModel, source: str) -> Policy:
     )
 
 
-def _yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> PolicyProblem:
-    """Where the YAML reader or parser stopped, and why."""
-    line, column, reason = 1, 1, str(exc).split("\n", 1)[0]
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        if mark is not None:
-            line, column = mark.line + 1, mark.column + 1
-        reason = ": ".join(part for part in (exc.context, exc.problem) if part) or reason
-    elif isinstance(exc, yaml.reader.ReaderError):
-        before = text[: exc.position]
-        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
-    return PolicyProblem(source, line, column, "", f"invalid YAML: {reason}")
-
-
-def _compose(text: str, document: _Document) -> Any:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        return None if node is None else document.convert(loader, node, ())
-    finally:
-        loader.dispose()
-
-
 def parse_policy(text: str, source: str) -> Policy:
     """Validate a policy file's text; `source` names it in messages (usually its path).
 
     Raises PolicyError listing every problem, each as `file:line:col: field: message`.
     An empty document is a valid policy that deletes nothing.
     """
-    document = _Document(source)
+    document = Document(source)
     try:
-        data = _compose(text, document)
+        data = compose(text, document)
     except yaml.YAMLError as exc:
-        raise PolicyError([_yaml_problem(exc, text, source)]) from None
-    except _TooLarge as exc:
-        document.problem(exc.node, (), f"more than {_Document.MAX_VALUES} values; check aliases")
+        raise PolicyError([yaml_problem(exc, text, source)]) from None
+    except TooLarge as exc:
+        document.problem(exc.node, (), f"more than {Document.MAX_VALUES} values; check aliases")
         raise PolicyError(document.problems) from None
     if data is None:
         data = {}
@@ -255,7 +222,7 @@ def parse_policy(text: str, source: str) -> Policy:
                 )
             ]
         )
-    problems = list(document.problems)
+    problems = [*document.problems, *_refused(document)]
     model = None
     try:
         model = PolicyModel.model_validate(data)

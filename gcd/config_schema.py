@@ -1,8 +1,9 @@
 """The policy file's schema as pydantic models: validation once, at the edge.
 
 Field names here are the policy file's keys. Custom scalar types (durations, fractions,
-patterns) raise ValueError with a message that says what was expected; `config.py` adds the
-file, line, column and field path.
+counts) raise `expected(...)`, saying what was expected; `config.py` adds the value as the file
+spells it, the file, line, column and field path. Models are strict: a value of the wrong type
+is refused, never converted (pydantic would read `"10"` as 10 and `true` as version 1).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import (
     Field,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from gcd.errors import PatternError
 from gcd.patterns import Pattern
@@ -34,6 +36,15 @@ def shown(value: Any) -> str:
         return repr(value)
 
 
+def expected(what: str) -> PydanticCustomError:
+    """`expected a whole number ≥ 1`; `config.py` appends `, got <the value as written>`."""
+    return PydanticCustomError("gcd_expected", "expected {expected}", {"expected": what})
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
@@ -42,14 +53,22 @@ def _duration(value: Any) -> timedelta:
             return parse_duration(value)
     except ValueError:
         pass
-    raise ValueError(f"expected a duration such as 30s, 15m, 1h, 7d or 2w, got {shown(value)}")
+    raise expected("a duration such as 30s, 15m, 1h, 7d or 2w")
 
 
 def _positive_whole(value: Any) -> int:
-    """`10` → 10. YAML `true`, `1.5`, `"ten"` and `0` are refused (pydantic would take `true`)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    """`10` → 10. `true`, `1.5`, `10.0`, `"10"` and `0` are refused. The YAML reader only makes
+    ints of plain decimals: `0755`, `0x10`, `1:30` and `1_000` never get here."""
+    if _whole(value) and value >= 1:
+        return int(value)
+    raise expected("a whole number ≥ 1")
+
+
+def _version(value: Any) -> Any:
+    """Only the number 1: the `Literal` alone would take `true` and `1.0` for it."""
+    if _whole(value):
         return value
-    raise ValueError(f"expected a whole number ≥ 1, got {shown(value)}")
+    raise expected("1")
 
 
 def _fraction(value: Any) -> float:
@@ -59,13 +78,13 @@ def _fraction(value: Any) -> float:
         try:
             number = float(value.strip()[:-1]) / 100
         except ValueError:
-            raise ValueError(f"expected a share such as 0.9 or 90%, got {shown(value)}") from None
+            raise expected("a share such as 0.9 or 90%") from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
     else:
-        raise ValueError(f"expected a share such as 0.9 or 90%, got {shown(value)}")
+        raise expected("a share such as 0.9 or 90%")
     if not 0 < number <= 1:
-        raise ValueError(f"expected a share above 0 and at most 1 (100%), got {shown(value)}")
+        raise expected("a share above 0 and at most 1 (100%)")
     return number
 
 
@@ -81,13 +100,13 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-def _label_value(value: Any) -> Any:
-    """Unquoted YAML `true` or `3` are accepted as the strings Docker labels hold."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
+def _label_text(value: Any) -> str:
+    """Docker labels are text, and so is a label rule's value: `release: 1.10` would have been
+    the float 1.1 and matched `release=1.1`, so nothing is converted (`config.py` shows the
+    value as written and how to quote it)."""
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError("label_text", "a label value is text")
 
 
 def _cron(value: str) -> str:
@@ -102,12 +121,12 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 PositiveWhole = Annotated[int, BeforeValidator(_positive_whole)]
 Fraction = Annotated[float, BeforeValidator(_fraction)]
 PatternText = Annotated[str, AfterValidator(_pattern)]
-LabelValue = Annotated[str, BeforeValidator(_label_value)]
+LabelValue = Annotated[str, BeforeValidator(_label_text)]
 Cron = Annotated[str, AfterValidator(_cron)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SafetyModel(Strict):
@@ -183,7 +202,7 @@ class ScheduleModel(Strict):
 
 
 class PolicyModel(Strict):
-    version: Literal[1] = 1
+    version: Annotated[Literal[1], BeforeValidator(_version)] = 1
     safety: SafetyModel = SafetyModel()
     images: ImagesModel | None = None
     schedule: ScheduleModel = ScheduleModel()
