@@ -32,6 +32,7 @@ from gcd.metrics_server import MetricsServer
 from gcd.metrics_textfile import DEFAULT_NAME as DEFAULT_TEXTFILE_NAME
 from gcd.metrics_textfile import restore_counters, write_textfile
 from gcd.model import ReferenceError, parse_reference
+from gcd.permissions import OVERRIDE_ENV, OVERRIDE_OPTION, allow_insecure_permissions
 from gcd.render import (
     plan_document,
     run_document,
@@ -40,6 +41,8 @@ from gcd.render import (
     write_run_table,
 )
 from gcd.rules import Policy
+from gcd.statedir import ensure_state_dir
+from gcd.trusted_policy import load_trusted_policy, policy_findings
 from gcd.webconfig import load_web_config
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
@@ -68,6 +71,13 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     )
     parser.add_argument(
         "--log-format", choices=("auto", "json", "console"), default=default("auto")
+    )
+    parser.add_argument(
+        OVERRIDE_OPTION,
+        action="store_true",
+        default=default(False),
+        help="act on a policy or state directory that others could write, logging a warning "
+        f"each time instead of refusing (also {OVERRIDE_ENV}=1; meant for tests)",
     )
     parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default=default("info")
@@ -125,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    policy = load_policy(args.policy)
+    policy = load_trusted_policy(args.policy)
     planned = plan_once(Engine(args.host), policy, args.state_dir)
     if args.output == "json":
         write_json(plan_document(planned.plan), sys.stdout)
@@ -135,7 +145,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    policy = load_policy(args.policy)
+    policy = load_trusted_policy(args.policy)
     if args.textfile is not None:
         return _run_with_textfile(args, policy)
     result = run_once(Engine(args.host), policy, args.state_dir)
@@ -187,7 +197,8 @@ def _report_run(args: argparse.Namespace, result: RunResult) -> int:
 def _daemon(args: argparse.Namespace) -> int:
     from gcd.daemon import Daemon, DaemonSettings  # noqa: PLC0415 - keeps one-shot start-up lean
 
-    policy = load_policy(args.policy)
+    policy = load_trusted_policy(args.policy)
+    ensure_state_dir(args.state_dir)
     web_config = load_web_config(args.web_config) if args.web_config else None
     registry = CollectorRegistry()
     metrics = Metrics(registry)
@@ -203,9 +214,21 @@ def _daemon(args: argparse.Namespace) -> int:
             server.stop()
 
 
+def _warn_if_insecure(path: Path) -> None:
+    """`check` and `test-pattern` delete nothing, so a policy that others could change is only a
+    warning there: CI validates policies in checkouts with loose modes, and `gcd check` on the
+    installed file should say that plan, run and the daemon will refuse it."""
+    for finding in policy_findings(path):
+        print(
+            f"gcd: warning: {finding}; gcd plan, run and daemon refuse this policy",
+            file=sys.stderr,
+        )
+
+
 def _check(args: argparse.Namespace) -> int:
     problems = 0
     for path in args.files:
+        _warn_if_insecure(path)
         try:
             load_policy(path)
         except PolicyError as exc:
@@ -246,6 +269,7 @@ def describe_reference(policy: Policy, text: str) -> str:
 
 
 def _test_pattern(args: argparse.Namespace) -> int:
+    _warn_if_insecure(args.file)
     policy = load_policy(args.file)
     status: int = ExitCode.OK
     for text in args.references:
@@ -269,6 +293,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_format, args.log_level)
+    allow_insecure_permissions(args.allow_insecure_permissions)
     try:
         return int(COMMANDS[args.command](args))
     except GcdError as exc:
@@ -277,3 +302,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
+    finally:
+        allow_insecure_permissions(False)

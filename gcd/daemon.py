@@ -23,17 +23,23 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from gcd.config import load_policy
 from gcd.cycle import RunResult, run_once, utc_now
 from gcd.disk import DiskError, DiskUsage, measure
 from gcd.engine import Engine
-from gcd.errors import EngineError, EngineUnreachableError, GcdError, PolicyError
+from gcd.errors import (
+    EngineError,
+    EngineUnreachableError,
+    GcdError,
+    InsecurePolicyError,
+    PolicyError,
+)
 from gcd.executor import OutcomeStatus
 from gcd.observer import CycleObserver
 from gcd.pressure import Pressure
 from gcd.rules import Policy
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
 from gcd.state import State
+from gcd.trusted_policy import load_trusted_policy
 from gcd.usage import UsageTracker
 
 log = structlog.get_logger("gcd.daemon")
@@ -261,11 +267,13 @@ class Daemon:
     def reload(self) -> bool:
         self.notifier.reloading(time.monotonic_ns() // 1000)
         try:
-            policy = load_policy(self.settings.policy_path)
-        except PolicyError as exc:
+            # Checked like at start: a policy that others could now write is refused too.
+            policy = load_trusted_policy(self.settings.policy_path)
+        except (PolicyError, InsecurePolicyError) as exc:
             self.observer.policy_reloaded(None)
             log.error("policy_reload_failed", error=str(exc), kept=self.policy.source)
-            self.notifier.ready(f"reload failed, kept the running policy: {exc.problems[0]}")
+            first = exc.problems[0] if isinstance(exc, PolicyError) else exc
+            self.notifier.ready(f"reload failed, kept the running policy: {first}")
             return False
         self.policy = policy
         self._schedule_jobs()

@@ -2,6 +2,7 @@
 
 GcdError
 ├── PolicyError            exit 2  the policy file is invalid (all problems at once)
+├── InsecurePolicyError    exit 2  others could write the policy file or a directory above it
 ├── UsageError             exit 2  command-line misuse
 ├── WebConfigError         exit 2  the metrics web-config file (TLS, basic auth) is invalid
 ├── EngineUnreachableError exit 3  the Docker engine cannot be reached
@@ -9,6 +10,7 @@ GcdError
 ├── RunRefusedError        exit 4  the plan exceeds a safety limit; nothing was deleted
 ├── LockHeldError          exit 5  another gcd process is executing on this host
 └── StateError             exit 1  the state directory cannot be read or written
+    └── InsecureStateError exit 1  others could write it, or its lock or state file is a link
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ class PolicyError(GcdError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class InsecurePolicyError(GcdError):
+    """Someone besides root and gcd's own user could write the policy, or a directory through
+    which its path is resolved: a policy means what it says only if only they can change it."""
+
+    exit_code = ExitCode.BAD_POLICY_OR_USAGE
+
+
 class PatternError(ValueError):
     """A glob or regex in a keep rule that cannot be compiled."""
 
@@ -87,3 +96,9 @@ class LockHeldError(GcdError):
 
 class StateError(GcdError):
     exit_code = ExitCode.SOME_FAILED
+
+
+class InsecureStateError(StateError):
+    """The state directory could be written by others (who could plant links in it or rewrite
+    the first-seen times that decide local age), or its lock or state file is not a regular
+    file of its own (a symlink, hard link, FIFO or directory that gcd would write through)."""

@@ -3,6 +3,11 @@
 The lock is the flock on `gcd.lock`, not the file's existence: the kernel releases it when the
 holder exits, however it exits, so a crash never leaves a stale lock. The holder writes its pid
 into the file for the message the next process prints, and empties it on release.
+
+The file is opened relative to the checked state directory, never through a link, and must be
+a regular file of its own (statedir.py): as root, gcd truncates it, so a `gcd.lock` planted as
+a symlink or hard link to another file would empty that file. Its owner and mode are not
+checked beyond that: it holds only a pid, and the directory check already keeps others out.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gcd.errors import LockHeldError, StateError
+from gcd.statedir import open_regular, open_state_dir
 
 LOCK_FILE = "gcd.lock"
 
@@ -21,11 +27,12 @@ LOCK_FILE = "gcd.lock"
 @contextmanager
 def hold_lock(directory: Path) -> Iterator[Path]:
     """Hold `directory/gcd.lock` (the directory is created 0700 if missing) for the block;
-    raise `LockHeldError` naming the file and the holder's pid when another process has it."""
+    raise `LockHeldError` naming the file and the holder's pid when another process has it,
+    `InsecureStateError` when the directory or the file is unsafe (statedir.py)."""
     path = directory / LOCK_FILE
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open_state_dir(directory) as dir_fd:
+            fd = open_regular(dir_fd, LOCK_FILE, os.O_RDWR | os.O_CREAT, path)
     except OSError as exc:
         raise StateError(
             f"cannot open the lock file {path}: {exc.strerror}; check the permissions of the "

@@ -1,7 +1,9 @@
 """gcd's memory of this host: when it first saw each image, and when one was last used.
 
 One JSON file in the state directory (default /var/lib/gcd), written atomically: a temp file
-in the same directory, fsync, rename. A crash leaves the old file or the new one, never half.
+in the same directory, fsync, rename, fsync of the directory. A crash leaves the old file or the
+new one, never half. The directory and the file are opened as statedir.py describes: refused
+when others could write them, never through a link.
 
 Besides times it caches each image's layers (layer key, bytes) when they had to be asked of the
 engine (`store_accounting`): image ids are content addresses, so the record never goes stale,
@@ -13,13 +15,19 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gcd.errors import StateError
+from gcd.statedir import (
+    check_private_file,
+    open_existing_state_dir,
+    open_regular,
+    open_state_dir,
+    replace_file,
+)
 
 STATE_FILE = "state.json"
 FORMAT = 1
@@ -65,7 +73,13 @@ class State:
     def load(cls, directory: Path) -> State:
         path = directory / STATE_FILE
         try:
-            text = path.read_text()
+            with open_existing_state_dir(directory) as dir_fd:
+                if dir_fd is None:
+                    return cls(directory)
+                fd = open_regular(dir_fd, STATE_FILE, os.O_RDONLY, path)
+                with os.fdopen(fd, "rb") as handle:
+                    check_private_file(fd, path)
+                    data = handle.read()
         except FileNotFoundError:
             return cls(directory)
         except OSError as exc:
@@ -74,7 +88,7 @@ class State:
                 "directory or choose another with --state-dir"
             ) from exc
         try:
-            document = json.loads(text)
+            document = json.loads(data.decode())
             images = document["images"]
             if document.get("format") != FORMAT or not isinstance(images, dict):
                 raise ValueError("unknown format")
@@ -116,18 +130,10 @@ class State:
 
     def save(self) -> None:
         document = {"format": FORMAT, "images": self._images}
+        data = json.dumps(document, sort_keys=True).encode()
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".state-", dir=self.directory)
-            try:
-                with os.fdopen(fd, "w") as handle:
-                    json.dump(document, handle, sort_keys=True)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, self.path)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+            with open_state_dir(self.directory) as dir_fd:
+                replace_file(dir_fd, STATE_FILE, data, prefix=".state-")
         except OSError as exc:
             raise StateError(
                 f"cannot write {self.path}: {exc.strerror}; gcd needs a writable state "

@@ -181,3 +181,46 @@ def test_the_event_stream_reconnects_after_the_engine_restarts(
             api.start(container)
             daemon.wait_for("image_used", where=lambda e: used[7:19] == e.get("image"))
         api.close()
+
+
+def test_sighup_keeps_the_running_policy_when_the_file_becomes_world_writable(
+    clean_engine: PrivateEngine, api: docker.APIClient, policy_file: Path, state_dir: Path
+) -> None:
+    ids = load(api, image(layer(1000, "w1"), tags=("team/app:1",), created=OLD))
+    backdate(state_dir, *ids)
+    write_policy(policy_file, 'images:\n  keep:\n    - reference: ["**"]')
+    with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
+        daemon.wait_for("run_finished")
+        # A valid policy that would delete the image, in a file anyone may now rewrite.
+        write_policy(policy_file, "images:\n  keep: []")
+        policy_file.chmod(0o666)
+        daemon.signal(signal.SIGHUP)
+        failed = daemon.wait_for("policy_reload_failed")
+        assert f"chmod go-w {policy_file}" in failed["error"]
+        runs = len(daemon.named("run_finished"))
+        daemon.wait_for("run_finished", count=runs + 2)
+        assert exists(api, "team/app:1"), "the running policy must stay in force"
+
+        policy_file.chmod(0o644)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for("policy_reloaded")
+        wait_until(lambda: not exists(api, "team/app:1"), what="the new policy applied")
+    assert daemon.process.returncode == 0
+
+
+@pytest.mark.parametrize(("insecure", "code"), [("policy", 2), ("state", 1)])
+def test_the_daemon_refuses_to_start_on_a_world_writable_policy_or_state(
+    tmp_path: Path, policy_file: Path, state_dir: Path, insecure: str, code: int
+) -> None:
+    write_policy(policy_file, "images:\n  keep: []")
+    state_dir.mkdir(mode=0o700)
+    target = policy_file if insecure == "policy" else state_dir
+    target.chmod(0o777)
+    daemon = DaemonProcess(f"unix://{tmp_path}/nothing-here.sock", policy_file, state_dir)
+    try:
+        returncode = daemon.process.wait(timeout=30)
+    finally:
+        daemon.stop()
+    assert returncode == code
+    assert f"chmod go-w {target}" in "".join(daemon.raw)
+    assert not daemon.named("daemon_ready")

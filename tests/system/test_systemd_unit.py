@@ -232,3 +232,32 @@ def test_the_readme_first_plan_runs_as_the_services_user(host: Container) -> Non
     owners = host.run("find", "/var/lib/private/gcd", "-printf", "%u %p\n").stdout.splitlines()
     assert owners
     assert not [line for line in owners if line.startswith("root ")]
+    # The same README: a plain `gcd plan` as root is then refused, not mixed into that state.
+    as_root = host.run(
+        "/usr/local/bin/gcd", "plan", "--policy", "/etc/gcd/policy.yaml", check=False
+    )
+    assert as_root.returncode == 1, as_root.stderr
+    assert "refusing the state directory /var/lib/gcd" in as_root.stderr
+    assert "or run gcd as" in as_root.stderr
+
+
+@pytest.mark.usefixtures("gcd_daemon")
+def test_the_shipped_daemon_refuses_a_policy_that_others_could_write(host: Container) -> None:
+    """The shipped units run without the override: the state directory systemd creates (the
+    dynamic user's, 0700, behind the /var/lib/gcd link) and a root-owned 0644 policy pass the
+    checks; a world-writable policy stops the start, and a reload keeps the running policy."""
+    host.write_file("/etc/gcd/policy.yaml", POLICY.format(every="1h"), mode=0o666)
+    assert host.systemctl("start", "gcd.service", check=False).returncode != 0
+    assert host.show("gcd.service", "ExecMainStatus") == "2"
+    journal = host.journal("gcd.service")
+    assert any("chmod go-w /etc/gcd/policy.yaml" in line for line in journal), journal[-20:]
+    host.systemctl("stop", "gcd.service")
+
+    host.run("chmod", "0644", "/etc/gcd/policy.yaml")
+    start(host, "gcd.service")
+    wait_for_event(host, "gcd.service", "daemon_ready")
+    host.run("chmod", "0666", "/etc/gcd/policy.yaml")
+    host.systemctl("reload", "gcd.service")
+    failed = wait_for_event(host, "gcd.service", "policy_reload_failed")
+    assert "chmod go-w /etc/gcd/policy.yaml" in failed["error"]
+    assert host.show("gcd.service", "ActiveState") == "active"

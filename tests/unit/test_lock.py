@@ -117,3 +117,82 @@ def test_an_unusable_directory_is_a_state_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(StateError, match="--state-dir"), hold_lock(blocker / "gcd"):
         pass
+
+
+# -- what the lock file may be (issue 8, part 3) ----------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+
+
+def private_state(tmp_path: Path) -> Path:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    return state
+
+
+def lock_refusal(directory: Path) -> str:
+    """The StateError's message when `hold_lock` refuses, or "" when it took the lock."""
+    try:
+        with hold_lock(directory):
+            return ""
+    except StateError as exc:
+        return str(exc)
+
+
+def test_a_symlinked_lock_is_refused_and_its_target_survives(tmp_path: Path) -> None:
+    state = private_state(tmp_path)
+    precious = tmp_path / "precious"
+    precious.write_text("someone else's file\n")
+    (state / LOCK_FILE).symlink_to(precious)
+    message = lock_refusal(state)
+    assert precious.read_text() == "someone else's file\n"
+    assert "symbolic link" in message
+    assert str(state / LOCK_FILE) in message
+    assert "remove it" in message
+
+
+def test_a_hard_linked_lock_is_refused_and_the_other_name_survives(tmp_path: Path) -> None:
+    state = private_state(tmp_path)
+    precious = tmp_path / "precious"
+    precious.write_text("someone else's file\n")
+    os.link(precious, state / LOCK_FILE)
+    message = lock_refusal(state)
+    assert precious.read_text() == "someone else's file\n"
+    assert "2 hard links" in message
+    assert str(state / LOCK_FILE) in message
+
+
+def test_a_fifo_as_the_lock_is_refused(tmp_path: Path) -> None:
+    state = private_state(tmp_path)
+    os.mkfifo(state / LOCK_FILE)
+    message = lock_refusal(state)
+    assert "is a FIFO" in message
+    assert "must be a regular file" in message
+
+
+def test_a_directory_as_the_lock_is_refused(tmp_path: Path) -> None:
+    state = private_state(tmp_path)
+    (state / LOCK_FILE).mkdir()
+    message = lock_refusal(state)
+    assert "is a directory" in message
+    assert "must be a regular file" in message
+
+
+def test_a_world_writable_state_directory_is_refused_with_the_chmod(tmp_path: Path) -> None:
+    state = private_state(tmp_path)
+    state.chmod(0o777)
+    message = lock_refusal(state)
+    assert "mode 0777" in message
+    assert f"chmod go-w {state}" in message
+    assert not (state / LOCK_FILE).exists()
+
+
+@needs_root
+def test_a_state_directory_owned_by_another_user_is_refused_with_the_chown(
+    tmp_path: Path,
+) -> None:
+    state = private_state(tmp_path)
+    os.chown(state, 65534, 65534)
+    message = lock_refusal(state)
+    assert "uid 65534" in message
+    assert f"chown root: {state}" in message
