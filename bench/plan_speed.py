@@ -20,13 +20,13 @@ from pathlib import Path
 
 import docker
 
-from gcd.config import load_policy
+from gcd.config.loader import load_policy
+from gcd.core.evaluate import evaluate
 from gcd.cycle import plan_once
-from gcd.engine import Engine
+from gcd.engine.client import Engine
+from gcd.engine.snapshot import take_snapshot
+from gcd.host.state import State
 from gcd.logs import configure_logging
-from gcd.policy import evaluate
-from gcd.snapshot import take_snapshot
-from gcd.state import State
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import ImageSpec, image, layer, load
 

@@ -13,9 +13,14 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from gcd import __version__
-from gcd.config import load_policy
+from gcd.config.loader import load_policy
+from gcd.config.trusted import load_trusted_policy, policy_findings
+from gcd.config.webconfig import load_web_config
+from gcd.core.policy import Policy
+from gcd.core.references import ReferenceError, parse_reference
 from gcd.cycle import DEFAULT_STATE_DIR, RunResult, plan_once, run_once
-from gcd.engine import Engine
+from gcd.engine.client import Engine
+from gcd.engine.executor import OutcomeStatus
 from gcd.errors import (
     EngineUnreachableError,
     ExitCode,
@@ -23,16 +28,15 @@ from gcd.errors import (
     PolicyError,
     RunRefusedError,
 )
-from gcd.executor import OutcomeStatus
+from gcd.host.permissions import OVERRIDE_ENV, OVERRIDE_OPTION, allow_insecure_permissions
+from gcd.host.statedir import ensure_state_dir
 from gcd.logs import configure_logging
-from gcd.metrics import Metrics
-from gcd.metrics_observer import MetricsObserver
-from gcd.metrics_server import DEFAULT_ADDRESS as DEFAULT_METRICS_ADDRESS
-from gcd.metrics_server import MetricsServer
-from gcd.metrics_textfile import DEFAULT_NAME as DEFAULT_TEXTFILE_NAME
-from gcd.metrics_textfile import restore_counters, write_textfile
-from gcd.model import ReferenceError, parse_reference
-from gcd.permissions import OVERRIDE_ENV, OVERRIDE_OPTION, allow_insecure_permissions
+from gcd.metrics.definitions import Metrics
+from gcd.metrics.observer import MetricsObserver
+from gcd.metrics.server import DEFAULT_ADDRESS as DEFAULT_METRICS_ADDRESS
+from gcd.metrics.server import MetricsServer
+from gcd.metrics.textfile import DEFAULT_NAME as DEFAULT_TEXTFILE_NAME
+from gcd.metrics.textfile import restore_counters, write_textfile
 from gcd.render import (
     plan_document,
     run_document,
@@ -40,10 +44,6 @@ from gcd.render import (
     write_plan_table,
     write_run_table,
 )
-from gcd.rules import Policy
-from gcd.statedir import ensure_state_dir
-from gcd.trusted_policy import load_trusted_policy, policy_findings
-from gcd.webconfig import load_web_config
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
 FAILED_STATUSES = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import structlog
 
-from gcd.engine import Engine
-from gcd.executor import Outcome, OutcomeStatus, Report, execute
-from gcd.lock import hold_lock
-from gcd.model import ContainerState, Snapshot
-from gcd.plan import LayerAccount, Plan
-from gcd.policy import evaluate
-from gcd.pressure import Pressure
-from gcd.rules import Policy
-from gcd.snapshot import take_snapshot
-from gcd.state import State
+from gcd.core.accounting import LayerAccount
+from gcd.core.budget import Pressure
+from gcd.core.evaluate import evaluate
+from gcd.core.plan import Plan
+from gcd.core.policy import Policy
+from gcd.core.records import ContainerState, Snapshot
+from gcd.engine.client import Engine
+from gcd.engine.executor import Outcome, OutcomeStatus, Report, execute
+from gcd.engine.snapshot import take_snapshot
+from gcd.host.lock import hold_lock
+from gcd.host.state import State
 
 log = structlog.get_logger("gcd.cycle")
 

@@ -23,9 +23,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from gcd.config.trusted import load_trusted_policy
+from gcd.core.budget import Pressure
+from gcd.core.policy import Policy
 from gcd.cycle import RunResult, run_once, utc_now
-from gcd.disk import DiskError, DiskUsage, measure
-from gcd.engine import Engine
+from gcd.engine.client import Engine
+from gcd.engine.executor import OutcomeStatus
+from gcd.engine.usage import UsageTracker
 from gcd.errors import (
     EngineError,
     EngineUnreachableError,
@@ -33,14 +37,10 @@ from gcd.errors import (
     InsecurePolicyError,
     PolicyError,
 )
-from gcd.executor import OutcomeStatus
+from gcd.host.disk import DiskError, DiskUsage, measure
+from gcd.host.state import State
 from gcd.observer import CycleObserver
-from gcd.pressure import Pressure
-from gcd.rules import Policy
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
-from gcd.state import State
-from gcd.trusted_policy import load_trusted_policy
-from gcd.usage import UsageTracker
 
 log = structlog.get_logger("gcd.daemon")
 

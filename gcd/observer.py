@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gcd.core.budget import Pressure
 from gcd.cycle import RunResult
-from gcd.pressure import Pressure
 
 
 class CycleObserver:

@@ -8,9 +8,9 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
-from gcd.executor import Outcome, OutcomeStatus, Report
-from gcd.plan import Decision, Plan
-from gcd.units import format_bytes, format_duration
+from gcd.core.plan import Decision, Plan
+from gcd.core.units import format_bytes, format_duration
+from gcd.engine.executor import Outcome, OutcomeStatus, Report
 
 JSON_FORMAT = 1
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import docker
 
-from gcd.units import format_bytes
+from gcd.core.units import format_bytes
 from tests.integration.harness import PrivateEngine
 from tests.integration.sample_host import seed
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from gcd.engine import Engine
+from gcd.engine.client import Engine
 from tests.integration.engines import (
     DEFAULT_ENGINE,
     TRAITS,

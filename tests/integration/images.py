@@ -20,7 +20,7 @@ from typing import Any
 
 import docker
 
-from gcd.model import parse_reference
+from gcd.core.references import parse_reference
 
 BUSYBOX = Path("/bin/busybox")
 _FIXED_MTIME = 1_600_000_000

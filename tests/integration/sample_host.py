@@ -14,8 +14,8 @@ from pathlib import Path
 
 import docker
 
-from gcd.rules import RuleId
-from gcd.state import State
+from gcd.core.rules import RuleId
+from gcd.host.state import State
 from tests.integration.images import ImageSpec, image, layer, load, runnable_layer
 
 MiB = 2**20

@@ -10,8 +10,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from gcd.model import parse_reference
-from gcd.state import State
+from gcd.core.references import parse_reference
+from gcd.host.state import State
 from tests.integration.daemon_process import DaemonProcess, wait_until
 from tests.integration.engines import engine_for, selected_engine
 from tests.integration.harness import PrivateEngine

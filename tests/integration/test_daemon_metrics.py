@@ -15,7 +15,7 @@ import docker
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gcd.state import State
+from gcd.host.state import State
 from tests.integration.daemon_process import DaemonProcess
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load

@@ -11,8 +11,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from gcd.disk import measure
-from gcd.state import State
+from gcd.host.disk import measure
+from gcd.host.state import State
 from tests.integration.daemon_process import DaemonProcess
 from tests.integration.engines import engine_for, selected_engine
 from tests.integration.harness import PrivateEngine

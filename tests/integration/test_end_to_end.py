@@ -11,9 +11,9 @@ from typing import Any
 import docker
 import pytest
 
+from gcd.core.references import parse_reference
+from gcd.core.rules import RuleId
 from gcd.errors import ExitCode
-from gcd.model import parse_reference
-from gcd.rules import RuleId
 from tests.integration.harness import PrivateEngine
 from tests.integration.sample_host import SampleHost, seed
 

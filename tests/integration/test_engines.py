@@ -11,11 +11,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from gcd.engine import Engine, RemoveStatus
-from gcd.plan import LayerAccount
-from gcd.snapshot import take_snapshot
-from gcd.state import State
-from gcd.store_accounting import chain_ids
+from gcd.core.accounting import LayerAccount
+from gcd.engine.client import Engine, RemoveStatus
+from gcd.engine.layers import chain_ids
+from gcd.engine.snapshot import take_snapshot
+from gcd.host.state import State
 from tests.integration.engines import Traits
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import (

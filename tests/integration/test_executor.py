@@ -14,15 +14,16 @@ import docker
 import pytest
 from structlog.testing import capture_logs
 
-from gcd.engine import Engine
+from gcd.core.evaluate import evaluate
+from gcd.core.kinds.images import DanglingPolicy, ImagePolicy
+from gcd.core.plan import Decision, Plan
+from gcd.core.policy import Policy, Safety
+from gcd.core.references import parse_reference
+from gcd.engine.client import Engine
+from gcd.engine.executor import Outcome, OutcomeStatus, Report, execute
+from gcd.engine.snapshot import take_snapshot
 from gcd.errors import RunRefusedError
-from gcd.executor import Outcome, OutcomeStatus, Report, execute
-from gcd.model import parse_reference
-from gcd.plan import Decision, Plan
-from gcd.policy import evaluate
-from gcd.rules import DanglingPolicy, ImagePolicy, Policy, Safety
-from gcd.snapshot import take_snapshot
-from gcd.state import State
+from gcd.host.state import State
 from tests.integration import images
 from tests.integration.engines import Traits, engine_for, selected_engine
 from tests.integration.harness import PrivateEngine

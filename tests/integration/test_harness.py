@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import docker
 import pytest
 
-from gcd.model import parse_reference
+from gcd.core.references import parse_reference
 from tests.integration.engines import Traits
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, image_id, layer, load

@@ -19,10 +19,10 @@ import bcrypt
 import pytest
 from prometheus_client import CollectorRegistry
 
+from gcd.config.webconfig import load_web_config
 from gcd.errors import UsageError, WebConfigError
-from gcd.metrics import Metrics
-from gcd.metrics_server import MetricsServer
-from gcd.webconfig import load_web_config
+from gcd.metrics.definitions import Metrics
+from gcd.metrics.server import MetricsServer
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command line")

@@ -9,12 +9,12 @@ from typing import Any
 import docker
 import pytest
 
-from gcd.engine import Engine
-from gcd.model import ContainerState
-from gcd.plan import LayerAccount
-from gcd.snapshot import take_snapshot
-from gcd.state import State
-from gcd.store_accounting import LayerStore, chain_ids
+from gcd.core.accounting import LayerAccount
+from gcd.core.records import ContainerState
+from gcd.engine.client import Engine
+from gcd.engine.layers import LayerStore, chain_ids
+from gcd.engine.snapshot import take_snapshot
+from gcd.host.state import State
 from tests.integration.engines import Traits
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load, runnable_layer

@@ -14,9 +14,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from gcd.core.references import parse_reference
 from gcd.errors import ExitCode
-from gcd.model import parse_reference
-from gcd.state import State
+from gcd.host.state import State
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
 

@@ -25,7 +25,7 @@ import re2
 import yaml
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from gcd.engine import Engine
+from gcd.engine.client import Engine
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
 
 STATE_DIR = Path(os.environ.get("STATE_DIRECTORY", "/var/lib/gcd"))

@@ -6,9 +6,11 @@ import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from gcd.model import Container, ContainerState, Image, Snapshot, parse_reference
-from gcd.patterns import Pattern
-from gcd.rules import DanglingPolicy, ImagePolicy, KeepRule, Policy, Safety
+from gcd.core.kinds.images import DanglingPolicy, ImagePolicy, KeepRule
+from gcd.core.patterns import Pattern
+from gcd.core.policy import Policy, Safety
+from gcd.core.records import Container, ContainerState, Image, Snapshot
+from gcd.core.references import parse_reference
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

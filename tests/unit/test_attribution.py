@@ -5,10 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcd.attribution import apportion, freed_by_rule, still_reclaimable
-from gcd.model import Image, Snapshot
-from gcd.plan import Decision, LayerAccount
-from gcd.rules import RuleId
+from gcd.core.accounting import LayerAccount
+from gcd.core.attribution import apportion, freed_by_rule, still_reclaimable
+from gcd.core.plan import Decision
+from gcd.core.records import Image, Snapshot
+from gcd.core.rules import RuleId
 from tests.unit.builders import NOW, days, image
 
 UNKEPT, DANGLING, PRESSURE = RuleId.UNKEPT, RuleId.DANGLING, RuleId.PRESSURE

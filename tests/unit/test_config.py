@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gcd.config import load_policy, parse_policy
+from gcd.config.loader import load_policy, parse_policy
+from gcd.core.rules import RuleId
 from gcd.errors import PolicyError
-from gcd.rules import RuleId
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "policy.example.yaml"

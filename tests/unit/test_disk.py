@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gcd.disk import DiskError, measure
+from gcd.host.disk import DiskError, measure
 
 
 def test_usage_agrees_with_df(tmp_path: Path) -> None:

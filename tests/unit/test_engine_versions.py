@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from gcd.engine import MAX_API_VERSION, negotiate_api_version
+from gcd.core.records import ContainerState
+from gcd.engine.client import MAX_API_VERSION, negotiate_api_version
+from gcd.engine.snapshot import parse_container
 from gcd.errors import EngineError
-from gcd.model import ContainerState
-from gcd.snapshot import parse_container
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from gcd.engine import Engine, RemoveResult, RemoveStatus
-from gcd.errors import RunRefusedError
-from gcd.executor import (
+from gcd.core.evaluate import evaluate
+from gcd.core.plan import Plan
+from gcd.core.rules import RuleId
+from gcd.engine.client import Engine, RemoveResult, RemoveStatus
+from gcd.engine.executor import (
     Outcome,
     OutcomeStatus,
     Report,
@@ -25,9 +27,7 @@ from gcd.executor import (
     execute,
     parse_engine_time,
 )
-from gcd.plan import Plan
-from gcd.policy import evaluate
-from gcd.rules import RuleId
+from gcd.errors import RunRefusedError
 from tests.unit.builders import NOW, image, policy, snapshot
 
 

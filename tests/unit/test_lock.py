@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gcd.errors import ExitCode, LockHeldError, StateError
-from gcd.lock import LOCK_FILE, hold_lock
+from gcd.host.lock import LOCK_FILE, hold_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ TAKE = """
 import sys
 from pathlib import Path
 from gcd.errors import LockHeldError
-from gcd.lock import hold_lock
+from gcd.host.lock import hold_lock
 try:
     with hold_lock(Path(sys.argv[1])):
         if sys.argv[2] == "hold":

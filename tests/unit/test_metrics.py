@@ -10,10 +10,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from gcd.core.evaluate import evaluate
+from gcd.core.plan import Plan
+from gcd.core.policy import Policy
+from gcd.core.records import Snapshot
+from gcd.core.rules import RuleId
 from gcd.cycle import freed_by
+from gcd.engine.executor import Outcome, OutcomeStatus, Report
 from gcd.errors import StateError
-from gcd.executor import Outcome, OutcomeStatus, Report
-from gcd.metrics import (
+from gcd.metrics.definitions import (
     DELETING_RULES,
     KEEPING_RULES,
     CycleResult,
@@ -22,11 +27,7 @@ from gcd.metrics import (
     RemovalOutcome,
     Trigger,
 )
-from gcd.metrics_textfile import restore_counters, write_textfile
-from gcd.model import Snapshot
-from gcd.plan import Plan
-from gcd.policy import evaluate
-from gcd.rules import Policy, RuleId
+from gcd.metrics.textfile import restore_counters, write_textfile
 from tests.unit.builders import NOW, image, policy, rule
 
 LATER = NOW + timedelta(hours=1)

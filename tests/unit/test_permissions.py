@@ -14,10 +14,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from gcd.cli import main
+from gcd.config.trusted import load_trusted_policy, policy_findings
 from gcd.errors import ExitCode, PolicyError, StateError
-from gcd.lock import LOCK_FILE, hold_lock
-from gcd.state import State
-from gcd.trusted_policy import load_trusted_policy, policy_findings
+from gcd.host.lock import LOCK_FILE, hold_lock
+from gcd.host.state import State
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
 POLICY = "version: 1\nimages:\n  keep:\n    - reference: ['**']\n"

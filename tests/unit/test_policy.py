@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from gcd.model import ContainerState, Snapshot
-from gcd.plan import Plan
-from gcd.policy import evaluate
-from gcd.rules import Policy, RuleId
+from gcd.core.evaluate import evaluate
+from gcd.core.plan import Plan
+from gcd.core.policy import Policy
+from gcd.core.records import ContainerState, Snapshot
+from gcd.core.rules import RuleId
 from tests.unit.builders import (
     NOW,
     container,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gcd.model import Image
-from gcd.policy import evaluate
-from gcd.pressure import Pressure
-from gcd.rules import RuleId
+from gcd.core.budget import Pressure
+from gcd.core.evaluate import evaluate
+from gcd.core.records import Image
+from gcd.core.rules import RuleId
 from tests.unit.builders import NOW, container, days, image, policy, rule, snapshot
 
 

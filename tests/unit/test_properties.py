@@ -7,9 +7,10 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcd.model import Container, ContainerState, Image, Snapshot
-from gcd.policy import evaluate
-from gcd.rules import KeepRule, RuleId
+from gcd.core.evaluate import evaluate
+from gcd.core.kinds.images import KeepRule
+from gcd.core.records import Container, ContainerState, Image, Snapshot
+from gcd.core.rules import RuleId
 from tests.unit.builders import NOW, image, image_id, policy, rule
 
 REPOS = ("app", "web", "alpine", "registry.example.com/team/svc")

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from gcd.core.patterns import Pattern
+from gcd.core.references import ReferenceError, parse_reference
 from gcd.errors import PatternError
-from gcd.model import ReferenceError, parse_reference
-from gcd.patterns import Pattern
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gcd.errors import StateError
-from gcd.state import State
+from gcd.host.state import State
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 ID = "sha256:" + "a" * 64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from gcd.store_accounting import ImageLayers, chain_ids, parse_go_time, sizes_from_history
+from gcd.engine.layers import ImageLayers, chain_ids, parse_go_time, sizes_from_history
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64

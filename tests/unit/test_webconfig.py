@@ -8,9 +8,9 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from gcd.config.webconfig import ClientAuth, WebConfig, load_web_config, parse_web_config
 from gcd.errors import ExitCode, UsageError, WebConfigError
-from gcd.metrics_server import BasicAuth, parse_address
-from gcd.webconfig import ClientAuth, WebConfig, load_web_config, parse_web_config
+from gcd.metrics.server import BasicAuth, parse_address
 
 HASH = "$2b$04$" + "a" * 53
 BASE = Path("/etc/gcd")

@@ -11,9 +11,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcd.config import parse_policy
+from gcd.config.loader import parse_policy
+from gcd.config.scalars import quoted, read_plain
 from gcd.errors import PolicyError
-from gcd.yaml_scalars import quoted, read_plain
 from tests.unit.test_yaml_scalars import (
     AMBIGUOUS,
     YAML11_BOOLEANS,

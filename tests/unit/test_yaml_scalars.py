@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from gcd.config import parse_policy
+from gcd.config.loader import parse_policy
+from gcd.core.policy import Policy
 from gcd.errors import PolicyError
-from gcd.rules import Policy
 
 # The issue's policy, as filed: it passed `gcd check` and kept the wrong images.
 ISSUE_POLICY = """\

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from gcd.model import Image, Snapshot
-from gcd.plan import Decision, LayerAccount, Plan
-from gcd.pressure import Pressure, evict
-from gcd.rules import KeepRule, Policy, RuleId
-from gcd.units import format_duration
+from gcd.core.accounting import LayerAccount
+from gcd.core.budget import Pressure, evict
+from gcd.core.kinds.images import KeepRule
+from gcd.core.plan import Decision, Plan
+from gcd.core.policy import Policy
+from gcd.core.records import Image, Snapshot
+from gcd.core.rules import RuleId
+from gcd.core.units import format_duration
 
 __all__ = ["evaluate", "last_use", "local_age"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from gcd.engine import Engine
+from gcd.engine.client import Engine
 from gcd.errors import EngineError, EngineUnreachableError
 
 log = structlog.get_logger("gcd.usage")

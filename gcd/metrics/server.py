@@ -23,8 +23,8 @@ import bcrypt
 import structlog
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from gcd.config.webconfig import WebConfig
 from gcd.errors import UsageError
-from gcd.webconfig import WebConfig
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_PORT", "BasicAuth", "MetricsServer", "parse_address"]
 

@@ -47,11 +47,11 @@ from typing import Any
 
 import structlog
 
-from gcd.engine import Engine, RemoveResult, RemoveStatus
+from gcd.core.plan import Decision, Plan
+from gcd.core.references import ReferenceError, parse_reference
+from gcd.core.rules import RuleId
+from gcd.engine.client import Engine, RemoveResult, RemoveStatus
 from gcd.errors import EngineError, EngineUnreachableError, RunRefusedError
-from gcd.model import ReferenceError, parse_reference
-from gcd.plan import Decision, Plan
-from gcd.rules import RuleId
 
 __all__ = [
     "ATTENTION",

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
+from gcd.config.scalars import Plain, Scalar, quoted, read_plain
 from gcd.errors import PolicyProblem
-from gcd.yaml_scalars import Plain, Scalar, quoted, read_plain
 
 FieldPath = tuple[str | int, ...]
 Position = tuple[int, int]

@@ -23,9 +23,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gcd.core.patterns import Pattern
+from gcd.core.units import parse_duration
 from gcd.errors import PatternError
-from gcd.patterns import Pattern
-from gcd.units import parse_duration
 
 
 def shown(value: Any) -> str:

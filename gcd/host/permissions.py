@@ -1,4 +1,4 @@
-"""Who may change what gcd acts on: the policy (trusted_policy.py) and the state directory
+"""Who may change what gcd acts on: the policy (config/trusted.py) and the state directory
 (statedir.py).
 
 gcd runs as root or as a member of the docker group (root-equivalent) and deletes what the

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import TypeVar
 
-from gcd.plan import Decision
-from gcd.rules import RuleId
+from gcd.core.plan import Decision
+from gcd.core.rules import RuleId
 
 __all__ = ["apportion", "freed_by_rule", "still_reclaimable"]
 

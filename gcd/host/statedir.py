@@ -26,7 +26,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from gcd.errors import InsecureStateError, StateError
-from gcd.permissions import enforce, mode_finding, owner_finding, path_findings, running_user
+from gcd.host.permissions import enforce, mode_finding, owner_finding, path_findings, running_user
 
 DIRECTORY_WHY = (
     "whoever can write it can plant links for gcd to write through and rewrite the first-seen "

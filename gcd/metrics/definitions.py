@@ -22,11 +22,11 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gcd import __version__
-from gcd.attribution import apportion, freed_by_rule, still_reclaimable
-from gcd.executor import OutcomeStatus, Report
-from gcd.model import Snapshot
-from gcd.plan import Plan
-from gcd.rules import RuleId
+from gcd.core.attribution import apportion, freed_by_rule, still_reclaimable
+from gcd.core.plan import Plan
+from gcd.core.records import Snapshot
+from gcd.core.rules import RuleId
+from gcd.engine.executor import OutcomeStatus, Report
 
 __all__ = [
     "CycleResult",

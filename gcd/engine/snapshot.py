@@ -20,23 +20,11 @@ from typing import Any
 
 import structlog
 
-from gcd.engine import Engine
-from gcd.model import (
-    Container,
-    ContainerState,
-    Image,
-    Reference,
-    ReferenceError,
-    Snapshot,
-    parse_reference,
-)
-from gcd.state import State
-from gcd.store_accounting import (
-    ImageLayers,
-    LayerStore,
-    is_containerd_store,
-    layers_from_engine,
-)
+from gcd.core.records import Container, ContainerState, Image, Snapshot
+from gcd.core.references import Reference, ReferenceError, parse_reference
+from gcd.engine.client import Engine
+from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store, layers_from_engine
+from gcd.host.state import State
 
 log = structlog.get_logger("gcd.snapshot")
 

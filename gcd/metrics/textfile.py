@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from gcd.errors import StateError
-from gcd.metrics import CARRIED_GAUGES, Metrics
+from gcd.metrics.definitions import CARRIED_GAUGES, Metrics
 
 __all__ = ["DEFAULT_NAME", "read_textfile", "restore_counters", "write_textfile"]
 

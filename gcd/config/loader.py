@@ -15,20 +15,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from gcd.config_schema import KeepRuleModel, PolicyModel, shown
-from gcd.config_yaml import Document, FieldPath, TooLarge, compose, dotted, yaml_problem
+from gcd.config.document import Document, FieldPath, TooLarge, compose, dotted, yaml_problem
+from gcd.config.scalars import quoted
+from gcd.config.schema import KeepRuleModel, PolicyModel, shown
+from gcd.core.kinds.images import DanglingPolicy, ImagePolicy, KeepRule
+from gcd.core.patterns import Pattern
+from gcd.core.policy import DiskWatermarks, Policy, Safety, Schedule
 from gcd.errors import PolicyError, PolicyProblem
-from gcd.patterns import Pattern
-from gcd.rules import (
-    DanglingPolicy,
-    DiskWatermarks,
-    ImagePolicy,
-    KeepRule,
-    Policy,
-    Safety,
-    Schedule,
-)
-from gcd.yaml_scalars import quoted
 
 
 def _known_keys(model: type[BaseModel], path: FieldPath) -> list[str]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import re2
 
+from gcd.core.references import DEFAULT_REGISTRY, Reference
 from gcd.errors import PatternError
-from gcd.model import DEFAULT_REGISTRY, Reference
 
 REGEX_PREFIX = "regex:"
 _OPTIONS = re2.Options()

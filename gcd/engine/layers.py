@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gcd.engine import Engine
+from gcd.engine.client import Engine
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gcd.model import Image
-from gcd.plan import LayerAccount
+from gcd.core.accounting import LayerAccount
+from gcd.core.records import Image
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,10 @@ from typing import Any
 
 import structlog
 
+from gcd.core.budget import Pressure
 from gcd.cycle import RunResult
-from gcd.metrics import Kind, Metrics
+from gcd.metrics.definitions import Kind, Metrics
 from gcd.observer import CycleObserver
-from gcd.pressure import Pressure
 
 log = structlog.get_logger("gcd.metrics")
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcd.config import load_policy
+from gcd.config.loader import load_policy
+from gcd.core.policy import Policy
 from gcd.errors import InsecurePolicyError
-from gcd.permissions import Finding, enforce, mode_finding, owner_finding, path_findings
-from gcd.rules import Policy
+from gcd.host.permissions import Finding, enforce, mode_finding, owner_finding, path_findings
 
 POLICY_WHY = "whoever can change it decides what gcd deletes"
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gcd.errors import LockHeldError, StateError
-from gcd.statedir import open_regular, open_state_dir
+from gcd.host.statedir import open_regular, open_state_dir
 
 LOCK_FILE = "gcd.lock"
 

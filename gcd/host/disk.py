@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gcd.core.budget import Pressure
 from gcd.errors import GcdError
-from gcd.pressure import Pressure
 
 
 class DiskError(GcdError):

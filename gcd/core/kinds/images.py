@@ -1,43 +1,14 @@
-"""Policy as plain, validated data: keep rules, safety limits, and the stable rule ids."""
+"""Images: the `images:` section of the policy and its keep rules. Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import StrEnum
 
-from gcd.model import Image
-from gcd.patterns import Pattern
-
-
-class RuleId(StrEnum):
-    """Why an image is kept or deleted. These ids are user interface: logs, JSON, metrics."""
-
-    IN_USE = "keep.in_use"
-    MIN_AGE = "keep.min_age"
-    CREATED_IN_FUTURE = "keep.created_in_future"
-    LABEL = "keep.label"
-    REFERENCE = "keep.reference"
-    NEWEST = "keep.newest"
-    YOUNGER_THAN = "keep.younger_than"
-    USED_WITHIN = "keep.used_within"
-    DANGLING_WITHIN = "keep.dangling_within"
-    UNMANAGED = "keep.unmanaged"
-    RUN_LIMIT = "keep.run_limit"
-    UNKEPT = "delete.unkept"
-    DANGLING = "delete.dangling"
-    PRESSURE = "delete.pressure"
-
-    @property
-    def yields_to_pressure(self) -> bool:
-        """Soft keeps give way under disk pressure; hard keeps (guards, pins) never do."""
-        return self in {RuleId.NEWEST, RuleId.YOUNGER_THAN, RuleId.USED_WITHIN}
-
-    @property
-    def deletes(self) -> bool:
-        return self.value.startswith("delete.")
-
+from gcd.core.patterns import Pattern
+from gcd.core.records import Image
+from gcd.core.rules import RuleId
 
 ANY_VALUE = "*"
 
@@ -110,13 +81,6 @@ def _fmt(delta: timedelta) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Safety:
-    min_age: timedelta = timedelta(hours=1)
-    max_deletions_per_run: int = 500
-    max_delete_fraction: float = 0.9
-
-
-@dataclass(frozen=True, slots=True)
 class DanglingPolicy:
     keep_within: timedelta = timedelta(hours=1)
 
@@ -125,35 +89,3 @@ class DanglingPolicy:
 class ImagePolicy:
     keep: tuple[KeepRule, ...] = ()
     dangling: DanglingPolicy = DanglingPolicy()
-
-
-@dataclass(frozen=True, slots=True)
-class DiskWatermarks:
-    """`schedule.disk`: above `high` (bytes or inodes) collect now, evicting to below `low`."""
-
-    path: str | None = None
-    """None: the engine's DockerRootDir from `GET /info`."""
-    high: float = 0.85
-    low: float = 0.70
-    check_every: timedelta = timedelta(seconds=30)
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """When the daemon runs cycles: `every` or `cron` (exactly one), plus jitter."""
-
-    every: timedelta | None = timedelta(hours=1)
-    cron: str | None = None
-    jitter: timedelta = timedelta(0)
-    disk: DiskWatermarks | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """A validated policy. `images is None` means images are not touched at all."""
-
-    version: int = 1
-    safety: Safety = Safety()
-    images: ImagePolicy | None = None
-    source: str = "<defaults>"
-    schedule: Schedule = Schedule()

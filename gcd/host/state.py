@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gcd.errors import StateError
-from gcd.statedir import (
+from gcd.host.statedir import (
     check_private_file,
     open_existing_state_dir,
     open_regular,
