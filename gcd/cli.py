@@ -20,7 +20,7 @@ from gcd.core.policy import Policy
 from gcd.core.references import ReferenceError, parse_reference
 from gcd.cycle import DEFAULT_STATE_DIR, RunResult, plan_once, run_once
 from gcd.engine.client import Engine
-from gcd.engine.executor import OutcomeStatus
+from gcd.engine.outcomes import OutcomeStatus
 from gcd.errors import (
     EngineUnreachableError,
     ExitCode,

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import structlog
 
-from gcd.core.accounting import LayerAccount
+from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure
 from gcd.core.evaluate import evaluate
 from gcd.core.plan import Plan
 from gcd.core.policy import Policy
 from gcd.core.records import ContainerState, Snapshot
 from gcd.engine.client import Engine
-from gcd.engine.executor import Outcome, OutcomeStatus, Report, execute
+from gcd.engine.executor import execute
+from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
 from gcd.engine.snapshot import take_snapshot
 from gcd.host.lock import hold_lock
 from gcd.host.state import State
@@ -72,8 +73,8 @@ def plan_once(
 
 
 def freed_by(snapshot: Snapshot, report: Report) -> int:
-    gone = {o.image_id for o in report.outcomes if o.status is OutcomeStatus.REMOVED}
-    return LayerAccount.of(snapshot).freed_by(i for i in snapshot.images if i.id in gone)
+    gone = {o.key for o in report.outcomes if o.status is OutcomeStatus.REMOVED}
+    return StorageAccount.of(snapshot).freed_by(r for r in snapshot.records if r.key in gone)
 
 
 def run_once(

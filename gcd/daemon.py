@@ -28,7 +28,7 @@ from gcd.core.budget import Pressure
 from gcd.core.policy import Policy
 from gcd.cycle import RunResult, run_once, utc_now
 from gcd.engine.client import Engine
-from gcd.engine.executor import OutcomeStatus
+from gcd.engine.outcomes import OutcomeStatus
 from gcd.engine.usage import UsageTracker
 from gcd.errors import (
     EngineError,

@@ -8,19 +8,20 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
+from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision, Plan
 from gcd.core.units import format_bytes, format_duration
-from gcd.engine.executor import Outcome, OutcomeStatus, Report
+from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
 
 JSON_FORMAT = 1
 
 
 def _references(decision: Decision) -> list[str]:
-    return [ref.familiar for ref in decision.image.tags] or ["<none>"]
+    return [ref.familiar for ref in image_of(decision).tags] or ["<none>"]
 
 
 def decision_record(decision: Decision) -> dict[str, Any]:
-    image = decision.image
+    image = image_of(decision)
     return {
         "id": image.id,
         "references": [str(ref) for ref in image.tags],
@@ -60,7 +61,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 def outcome_record(outcome: Outcome) -> dict[str, Any]:
     return {
-        "id": outcome.image_id,
+        "id": outcome.key.id,
         "references": list(outcome.references),
         "rule": outcome.rule.value,
         "status": outcome.status.value,
@@ -100,9 +101,9 @@ def write_plan_table(plan: Plan, out: IO[str]) -> None:
     for decision in plan.decisions:
         table.add_row(
             "\n".join(_references(decision)),
-            decision.image.short_id,
+            decision.key.short,
             format_duration(decision.age),
-            format_bytes(decision.image.size_bytes),
+            format_bytes(decision.subject.size_bytes),
             format_bytes(decision.freed_bytes) if decision.deletes else "",
             "delete" if decision.deletes else "keep",
             decision.rule.value,
@@ -126,7 +127,7 @@ def write_run_table(report: Report, freed_bytes: int, out: IO[str]) -> None:
     for outcome in report.outcomes:
         table.add_row(
             "\n".join(outcome.references) or "<none>",
-            outcome.image_id.removeprefix("sha256:")[:12],
+            outcome.key.short,
             outcome.rule.value,
             outcome.status.value,
             format_bytes(outcome.freed_bytes) if outcome.freed_bytes else "",

@@ -20,7 +20,8 @@ from gcd.config.scalars import quoted
 from gcd.config.schema import KeepRuleModel, PolicyModel, shown
 from gcd.core.kinds.images import DanglingPolicy, ImagePolicy, KeepRule
 from gcd.core.patterns import Pattern
-from gcd.core.policy import DiskWatermarks, Policy, Safety, Schedule
+from gcd.core.policy import DiskWatermarks, Policy, Schedule
+from gcd.core.safety import Safety
 from gcd.errors import PolicyError, PolicyProblem
 
 

@@ -1,35 +1,51 @@
-"""Storage units: the bytes that go when every user of a unit is gone. Pure."""
+"""Storage units: the bytes that go when every user of a unit is gone. Pure.
+
+A unit is whatever the engine frees as one piece: an image layer today (container layers,
+volume directories and build-cache records next). The plan, the attribution of freed bytes to
+rules and the disk budget all count through this one account, so shared units are counted
+once everywhere.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gcd.core.records import Image, Snapshot
+from gcd.core.kind import Record
+from gcd.core.records import Snapshot
+
+
+def _units(records: Iterable[Record]) -> Counter[str]:
+    used: Counter[str] = Counter()
+    for record in records:
+        used.update(set(record.units))
+    return used
 
 
 @dataclass(frozen=True, slots=True)
-class LayerAccount:
-    """Counts which images use each layer, so freed bytes count shared layers once."""
+class StorageAccount:
+    """Which records use each unit, and each unit's bytes."""
 
     users: Counter[str]
-    sizes: dict[str, int]
+    sizes: Mapping[str, int]
 
     @classmethod
-    def of(cls, snapshot: Snapshot) -> LayerAccount:
-        users: Counter[str] = Counter()
-        for image in snapshot.images:
-            users.update(set(image.layers))
-        return cls(users, dict(snapshot.layer_sizes))
+    def of(cls, snapshot: Snapshot) -> StorageAccount:
+        return cls.over(snapshot.records, snapshot.unit_sizes)
 
-    def freed_by(self, images: Iterable[Image]) -> int:
-        """Bytes of the layers used by these images and by no other image."""
-        removed: Counter[str] = Counter()
-        for image in images:
-            removed.update(set(image.layers))
-        return sum(
-            self.sizes.get(layer, 0)
-            for layer, count in removed.items()
-            if count >= self.users[layer]
-        )
+    @classmethod
+    def over(cls, records: Iterable[Record], sizes: Mapping[str, int]) -> StorageAccount:
+        return cls(_units(records), sizes)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.sizes.get(unit, 0) for unit in self.users)
+
+    def freed_units(self, gone: Iterable[Record]) -> set[str]:
+        """The units that every one of their users is among `gone`."""
+        return {unit for unit, count in _units(gone).items() if count >= self.users[unit]}
+
+    def freed_by(self, gone: Iterable[Record]) -> int:
+        """Bytes of the units used by `gone` and by nothing else."""
+        return sum(self.sizes.get(unit, 0) for unit in self.freed_units(gone))

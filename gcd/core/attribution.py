@@ -1,9 +1,10 @@
-"""Which rule freed which bytes: exact, shared layers counted once. Pure, no I/O.
+"""Which rule freed which bytes: exact, shared units counted once. Pure, no I/O.
 
-A run's freed bytes are the layers that no remaining image uses any more. Split by rule, each
-such layer is attributed once, to the first removed image in plan order that used it, so the
-parts add up to the run's total. `apportion` makes that hold even when the total comes from
-elsewhere (a caller's own accounting): whole bytes, largest remainders, nothing lost.
+A run's freed bytes are the storage units that no remaining object uses any more. Split by
+rule, each such unit is attributed once, to the first removed object in plan order that used
+it, so the parts add up to the run's total. `apportion` makes that hold even when the total
+comes from elsewhere (a caller's own accounting): whole bytes, largest remainders, nothing
+lost.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections import Counter
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import TypeVar
 
+from gcd.core.accounting import StorageAccount
+from gcd.core.kind import Key
 from gcd.core.plan import Decision
 from gcd.core.rules import RuleId
 
@@ -20,55 +23,38 @@ __all__ = ["apportion", "freed_by_rule", "still_reclaimable"]
 K = TypeVar("K", bound=Hashable)
 
 
-def _users(decisions: Sequence[Decision]) -> Counter[str]:
-    users: Counter[str] = Counter()
-    for decision in decisions:
-        users.update(set(decision.image.layers))
-    return users
-
-
 def freed_by_rule(
     decisions: Sequence[Decision],
-    removed: Mapping[str, RuleId],
-    layer_sizes: Mapping[str, int],
+    removed: Mapping[Key, RuleId],
+    unit_sizes: Mapping[str, int],
 ) -> dict[RuleId, int]:
-    """Bytes freed per rule when the images in `removed` (id → rule) are gone.
+    """Bytes freed per rule when the objects in `removed` (key → rule) are gone.
 
-    `decisions` is the whole plan in plan order: every image of the snapshot, so a layer that
-    a kept image also uses is never counted as freed."""
-    gone: Counter[str] = Counter()
-    for decision in decisions:
-        if decision.image.id in removed:
-            gone.update(set(decision.image.layers))
-    users = _users(decisions)
-    freed_layers = {layer for layer, count in gone.items() if count >= users[layer]}
+    `decisions` is the whole plan in plan order: every object of the snapshot, so a unit that
+    a kept object also uses is never counted as freed."""
+    account = StorageAccount.over((d.subject for d in decisions), unit_sizes)
+    freed = account.freed_units(d.subject for d in decisions if d.key in removed)
     split: Counter[RuleId] = Counter()
     for decision in decisions:
-        rule = removed.get(decision.image.id)
+        rule = removed.get(decision.key)
         if rule is None:
             continue
-        for layer in dict.fromkeys(decision.image.layers):
-            if layer in freed_layers:
-                freed_layers.discard(layer)
-                split[rule] += layer_sizes.get(layer, 0)
-        split[rule] += 0  # a removed image that freed nothing still names its rule
+        for unit in dict.fromkeys(decision.subject.units):
+            if unit in freed:
+                freed.discard(unit)
+                split[rule] += unit_sizes.get(unit, 0)
+        split[rule] += 0  # a removed object that freed nothing still names its rule
     return dict(split)
 
 
 def still_reclaimable(
-    decisions: Sequence[Decision], gone: Collection[str], layer_sizes: Mapping[str, int]
+    decisions: Sequence[Decision], gone: Collection[Key], unit_sizes: Mapping[str, int]
 ) -> int:
-    """Bytes the policy would still free once the images in `gone` no longer exist: what its
-    deletions (and those deferred by the per-run cap) free among the images that remain."""
-    remaining = [d for d in decisions if d.image.id not in gone]
-    users = _users(remaining)
-    wanted: Counter[str] = Counter()
-    for decision in remaining:
-        if decision.deletes or decision.rule is RuleId.RUN_LIMIT:
-            wanted.update(set(decision.image.layers))
-    return sum(
-        layer_sizes.get(layer, 0) for layer, count in wanted.items() if count >= users[layer]
-    )
+    """Bytes the policy would still free once the objects in `gone` no longer exist: what its
+    deletions (and those deferred by the per-run cap) free among the objects that remain."""
+    remaining = [d for d in decisions if d.key not in gone]
+    account = StorageAccount.over((d.subject for d in remaining), unit_sizes)
+    return account.freed_by(d.subject for d in remaining if d.deletes or d.rule is RuleId.RUN_LIMIT)
 
 
 def apportion(parts: Mapping[K, int], total: int, fallback: K) -> dict[K, int]:

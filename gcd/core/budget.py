@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gcd.core.accounting import LayerAccount
-from gcd.core.records import Image
+from gcd.core.accounting import StorageAccount
+from gcd.core.kind import Key, Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,8 @@ class Pressure:
 
 @dataclass(frozen=True, slots=True)
 class Eviction:
-    evicted: tuple[str, ...]
-    """Image ids to delete under pressure, least recently used first."""
+    evicted: tuple[Key, ...]
+    """What to delete under pressure, least recently used first."""
     projected_ratio: float
     shortfall: bool
     """True when nothing evictable is left and usage stays above `high`."""
@@ -57,17 +58,17 @@ class Eviction:
 
 def evict(
     pressure: Pressure,
-    account: LayerAccount,
-    deleting: list[Image],
-    candidates: list[Image],
+    account: StorageAccount,
+    deleting: Sequence[Record],
+    candidates: Sequence[Record],
 ) -> Eviction:
-    """Add soft-kept `candidates` (already in LRU order) to `deleting` until the projected
-    usage is below `low`."""
-    chosen: list[Image] = []
+    """Add soft-kept `candidates` (already in eviction order, of any kind) to `deleting`
+    until the projected usage is below `low`."""
+    chosen: list[Record] = []
     projected = pressure.projected_ratio(account.freed_by(deleting))
-    for image in candidates:
+    for record in candidates:
         if projected < pressure.low:
             break
-        chosen.append(image)
+        chosen.append(record)
         projected = pressure.projected_ratio(account.freed_by([*deleting, *chosen]))
-    return Eviction(tuple(i.id for i in chosen), projected, projected > pressure.high)
+    return Eviction(tuple(r.key for r in chosen), projected, projected > pressure.high)

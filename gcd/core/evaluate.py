@@ -1,204 +1,124 @@
 """`evaluate(snapshot, policy, now) -> Plan`: the pure heart of gcd.
 
-Two guards come first and cannot be switched off (in use by any container, younger than
-`safety.min_age`); then the keep rules in order, the first that holds being the reason; then
-dangling images by `dangling.keep_within`; what nothing keeps is deleted.
+Each kind judges its own objects (`gcd.core.kinds`: guards first, then its keep rules); then
+the steps common to every kind: under disk pressure the soft keeps of every kind yield, least
+recently used first (`gcd.core.budget`); deletions are ordered; the per-run cap defers the
+rest; the delete fraction may refuse the whole plan, as a value in the plan.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
 
-from gcd.core.accounting import LayerAccount
+from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure, evict
-from gcd.core.kinds.images import KeepRule
-from gcd.core.plan import Decision, Plan
+from gcd.core.kind import Kind
+from gcd.core.kinds import images
+from gcd.core.plan import Decision, Judgement, Plan
 from gcd.core.policy import Policy
-from gcd.core.records import Image, Snapshot
+from gcd.core.records import Snapshot
 from gcd.core.rules import RuleId
 from gcd.core.units import format_duration
 
-__all__ = ["evaluate", "last_use", "local_age"]
+__all__ = ["KINDS", "evaluate"]
+
+Judge = Callable[[Snapshot, Policy, datetime], tuple[Judgement, ...]]
 
 
-def local_age(image: Image, now: datetime) -> timedelta:
-    return max(now - image.seen_at, timedelta(0))
+def _images(snapshot: Snapshot, policy: Policy, now: datetime) -> tuple[Judgement, ...]:
+    if policy.images is None:
+        return images.unmanaged(snapshot, now)
+    return images.judge(snapshot, policy.images, policy.safety, now)
 
 
-def _rank_key(image: Image) -> tuple[float, float, str]:
-    created = image.created.timestamp() if image.created is not None else float("-inf")
-    return (-image.seen_at.timestamp(), -created, image.id)
+KINDS: tuple[tuple[Kind, Judge], ...] = ((Kind.IMAGE, _images),)
+"""Every kind gcd collects, in the order its deletions run. Adding a kind: one module in
+`gcd.core.kinds`, one adapter in `gcd.engine`, and one entry here."""
 
 
-def _newest_sets(rule: KeepRule, images: tuple[Image, ...]) -> dict[str, int]:
-    """For a `newest` rule: image id → its best rank (1-based) in any repository it matches."""
-    assert rule.newest is not None
-    by_repository: dict[str, list[Image]] = defaultdict(list)
-    for image in images:
-        if image.is_dangling or not rule.matches_labels(image):
-            continue
-        for repository in rule.matching_repositories(image):
-            by_repository[repository].append(image)
-    best: dict[str, int] = {}
-    for members in by_repository.values():
-        for rank, image in enumerate(sorted(members, key=_rank_key), start=1):
-            if rank > rule.newest:
-                break
-            best[image.id] = min(rank, best.get(image.id, rank))
-    return best
-
-
-def last_use(image: Image) -> datetime:
-    """When a container last used the image; never used → when gcd first saw it."""
-    return max(image.last_used or image.seen_at, image.seen_at)
-
-
-def _rule_holds(
-    rule: KeepRule,
-    image: Image,
-    age: timedelta,
-    newest: dict[int, dict[str, int]],
-    now: datetime,
-) -> str | None:
-    """A detail string when `rule` keeps `image`, else None."""
-    if image.is_dangling and not rule.applies_to_dangling and not rule.references:
-        return None
-    if not rule.matches_labels(image):
-        return None
-    if rule.references and not rule.matching_repositories(image):
-        return None
-    if rule.newest is not None:
-        rank = newest[rule.index].get(image.id)
-        if rank is None:
-            return None
-        return f"{rule.describe()}: #{rank} newest in its repository"
-    if rule.younger_than is not None:
-        if age >= rule.younger_than:
-            return None
-        return f"{rule.describe()}: local age {format_duration(age)}"
-    if rule.used_within is not None:
-        idle = now - last_use(image)
-        if idle >= rule.used_within:
-            return None
-        return f"{rule.describe()}: last used {format_duration(idle)} ago"
-    return rule.describe()
-
-
-def _decide(
-    image: Image,
-    policy: Policy,
-    in_use: dict[str, list[str]],
-    newest: dict[int, dict[str, int]],
-    now: datetime,
-) -> tuple[RuleId, str]:
-    age = local_age(image, now)
-    if image.id in in_use:
-        return RuleId.IN_USE, "used by container " + ", ".join(sorted(in_use[image.id]))
-    if image.created is not None and image.created > now:
-        return RuleId.CREATED_IN_FUTURE, f"Created {image.created.isoformat()} is in the future"
-    if age < policy.safety.min_age:
-        return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
-    assert policy.images is not None
-    for rule in policy.images.keep:
-        detail = _rule_holds(rule, image, age, newest, now)
-        if detail is not None:
-            return rule.rule_id, detail
-    if image.is_dangling:
-        if age < policy.images.dangling.keep_within:
-            return RuleId.DANGLING_WITHIN, f"dangling, local age {format_duration(age)}"
-        return RuleId.DANGLING, f"dangling, local age {format_duration(age)}"
-    return RuleId.UNKEPT, "no keep rule holds"
-
-
-def _apply_pressure(
-    decided: list[tuple[Image, RuleId, str]],
-    account: LayerAccount,
-    pressure: Pressure,
-    now: datetime,
-) -> tuple[list[tuple[Image, RuleId, str]], str]:
-    deleting = [image for image, rule, _ in decided if rule.deletes]
+def _under_pressure(
+    judged: list[Judgement], account: StorageAccount, pressure: Pressure, now: datetime
+) -> tuple[list[Judgement], str, bool]:
+    deleting = [j.subject for j in judged if j.rule.deletes]
     soft = sorted(
-        (image for image, rule, _ in decided if rule.yields_to_pressure),
-        key=lambda i: (last_use(i), i.id),
+        (j for j in judged if j.rule.yields_to_pressure),
+        key=lambda j: (j.last_use, j.subject.key),
     )
-    eviction = evict(pressure, account, deleting, soft)
+    eviction = evict(pressure, account, deleting, [j.subject for j in soft])
     evicted = set(eviction.evicted)
     result = [
-        (
-            (
-                image,
-                RuleId.PRESSURE,
-                f"{pressure.describe()}; last used {format_duration(now - last_use(image))} "
-                f"ago; yields {rule.value}",
-            )
-            if image.id in evicted
-            else (image, rule, detail)
+        replace(
+            j,
+            rule=RuleId.PRESSURE,
+            detail=f"{pressure.describe()}; last used {format_duration(now - j.last_use)} "
+            f"ago; yields {j.rule.value}",
         )
-        for image, rule, detail in decided
+        if j.subject.key in evicted
+        else j
+        for j in judged
     ]
     note = f"{pressure.describe()}; projected {eviction.projected_ratio:.0%} after this run"
     if eviction.shortfall:
         note += "; nothing evictable is left above the high watermark"
-    return result, note
+    return result, note, eviction.shortfall
+
+
+def _refusal(judged: Sequence[Judgement], policy: Policy) -> str | None:
+    """The delete fraction, per kind: a policy that would delete nearly everything of a kind
+    is more likely wrong than meant."""
+    limit = policy.safety.max_delete_fraction
+    for kind, _ in KINDS:
+        of_kind = [j for j in judged if j.subject.key.kind is kind]
+        deleting = sum(1 for j in of_kind if j.rule.deletes)
+        if of_kind and deleting / len(of_kind) > limit:
+            return (
+                f"the plan deletes {deleting} of {len(of_kind)} {kind.value}s "
+                f"({deleting / len(of_kind):.0%}), more than "
+                f"safety.max_delete_fraction={limit:g}; nothing was deleted. Check the policy "
+                "with `gcd plan`, or raise the limit if this is intended"
+            )
+    return None
 
 
 def evaluate(
     snapshot: Snapshot, policy: Policy, now: datetime, pressure: Pressure | None = None
 ) -> Plan:
-    """Decide every image of `snapshot` under `policy` at `now`. Pure and deterministic.
+    """Decide every object of `snapshot` under `policy` at `now`. Pure and deterministic.
 
     Under `pressure` above its high watermark, soft keeps (`newest`, `younger_than`,
     `used_within`) yield, least recently used first, until usage is projected below low."""
-    images = tuple(sorted(snapshot.images, key=lambda i: i.id))
-    account = LayerAccount.of(snapshot)
-    total = sum(account.sizes.get(layer, 0) for layer in account.users)
-    if policy.images is None:
-        untouched = tuple(
-            Decision(i, RuleId.UNMANAGED, "policy has no images section", local_age(i, now))
-            for i in images
-        )
-        return Plan(now, untouched, 0, total)
+    account = StorageAccount.of(snapshot)
+    judged = [j for _, judge in KINDS for j in judge(snapshot, policy, now)]
+    pressure_note, shortfall = None, False
+    managed = policy.images is not None
+    if managed and pressure is not None and pressure.above_high:
+        judged, pressure_note, shortfall = _under_pressure(judged, account, pressure, now)
 
-    in_use: dict[str, list[str]] = defaultdict(list)
-    for container in snapshot.containers:
-        in_use[container.image_id].append(f"{container.name} ({container.state})")
-    newest = {
-        rule.index: _newest_sets(rule, images)
-        for rule in policy.images.keep
-        if rule.newest is not None
-    }
-    decided = [(image, *_decide(image, policy, in_use, newest, now)) for image in images]
-    pressure_note = None
-    if pressure is not None and pressure.above_high:
-        decided, pressure_note = _apply_pressure(decided, account, pressure, now)
-
-    # Children before parents (more layers first), oldest first, so that the engine never
-    # answers "image has dependent child images" for an image whose child is also going.
+    kind_order = {kind: position for position, (kind, _) in enumerate(KINDS)}
     deleting = sorted(
-        (image for image, rule, _ in decided if rule.deletes),
-        key=lambda i: (-len(i.layers), i.seen_at, i.id),
+        (j for j in judged if j.rule.deletes),
+        key=lambda j: (kind_order[j.subject.key.kind], j.order),
     )
     limit = policy.safety.max_deletions_per_run
-    deferred = {image.id for image in deleting[limit:]}
-    order = {image.id: position for position, image in enumerate(deleting)}
+    deferred = {j.subject.key for j in deleting[limit:]}
+    order = {j.subject.key: position for position, j in enumerate(deleting)}
 
     decisions: list[Decision] = []
-    for image, decided_rule, decided_detail in decided:
-        rule, detail = decided_rule, decided_detail
-        if image.id in deferred:
+    for j in judged:
+        rule, detail = j.rule, j.detail
+        if j.subject.key in deferred:
             rule, detail = RuleId.RUN_LIMIT, f"beyond safety.max_deletions_per_run={limit}"
-        freed = account.freed_by([image]) if rule.deletes else 0
-        decisions.append(Decision(image, rule, detail, local_age(image, now), freed))
-    decisions.sort(key=lambda d: (order.get(d.image.id, len(order)), d.image.id))
-
-    deleted = [d.image for d in decisions if d.deletes]
-    refusal = None
-    if images and len(deleting) / len(images) > policy.safety.max_delete_fraction:
-        refusal = (
-            f"the plan deletes {len(deleting)} of {len(images)} images "
-            f"({len(deleting) / len(images):.0%}), more than "
-            f"safety.max_delete_fraction={policy.safety.max_delete_fraction:g}; nothing was "
-            "deleted. Check the policy with `gcd plan`, or raise the limit if this is intended"
-        )
-    return Plan(now, tuple(decisions), account.freed_by(deleted), total, refusal, pressure_note)
+        freed = account.freed_by([j.subject]) if rule.deletes else 0
+        decisions.append(Decision(j.subject, rule, detail, j.age, freed))
+    decisions.sort(key=lambda d: (order.get(d.key, len(order)), d.key))
+    return Plan(
+        now,
+        tuple(decisions),
+        account.freed_by(d.subject for d in decisions if d.deletes),
+        account.total_bytes,
+        _refusal(judged, policy) if managed else None,
+        pressure_note,
+        shortfall,
+    )

@@ -6,18 +6,40 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gcd.core.records import Image
+from gcd.core.kind import Key, Record
 from gcd.core.rules import RuleId
 
 
 @dataclass(frozen=True, slots=True)
+class Judgement:
+    """A kind's verdict on one object, before the steps common to every kind (the disk
+    budget, the order of execution, the per-run cap, the delete fraction)."""
+
+    subject: Record
+    rule: RuleId
+    detail: str
+    age: timedelta
+    last_use: datetime
+    """When the object was last used (else first seen): the disk budget evicts the least
+    recently used first."""
+    order: tuple[float | int | str, ...]
+    """Where the object goes among the deletions of its kind."""
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
-    image: Image
+    """What the policy decided for one object of any kind, and why."""
+
+    subject: Record
     rule: RuleId
     detail: str
     age: timedelta
     freed_bytes: int = 0
-    """Bytes deleting this image alone frees: its layers no other image uses."""
+    """Bytes deleting this object alone frees: its storage units nothing else uses."""
+
+    @property
+    def key(self) -> Key:
+        return self.subject.key
 
     @property
     def deletes(self) -> bool:
@@ -33,8 +55,11 @@ class Plan:
     freed_bytes: int
     total_bytes: int
     refusal: str | None = None
+    """Why a safety limit refuses the whole plan; then nothing of it is executed."""
     pressure: str | None = None
     """Set when the plan was made under disk pressure: usage, watermarks, projection."""
+    shortfall: bool = False
+    """Under pressure: even with every soft keep evicted, usage stays above `high`."""
 
     @property
     def deletions(self) -> tuple[Decision, ...]:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from gcd.core.kinds.images import ImagePolicy
-
-
-@dataclass(frozen=True, slots=True)
-class Safety:
-    min_age: timedelta = timedelta(hours=1)
-    max_deletions_per_run: int = 500
-    max_delete_fraction: float = 0.9
+from gcd.core.safety import Safety
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +35,7 @@ class Policy:
     """A validated policy. `images is None` means images are not touched at all."""
 
     version: int = 1
-    safety: Safety = Safety()
+    safety: Safety = field(default_factory=Safety)
     images: ImagePolicy | None = None
     source: str = "<defaults>"
     schedule: Schedule = Schedule()

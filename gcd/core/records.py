@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from gcd.core.kind import Key, Kind, Record, short_id
 from gcd.core.references import Reference
 
 
@@ -43,6 +44,18 @@ class Image:
     last_used: datetime | None = None
 
     @property
+    def key(self) -> Key:
+        return Key(Kind.IMAGE, self.id)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return self.layers
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(ref.familiar for ref in self.references)
+
+    @property
     def is_dangling(self) -> bool:
         return not self.tags
 
@@ -52,7 +65,7 @@ class Image:
 
     @property
     def short_id(self) -> str:
-        return self.id.removeprefix("sha256:")[:12]
+        return short_id(self.id)
 
     @property
     def repositories(self) -> frozenset[str]:
@@ -63,14 +76,19 @@ class Image:
 class Snapshot:
     """Everything the policy needs, taken at `taken_at`.
 
-    `layer_sizes` maps each layer key in `Image.layers` to its bytes on disk, so that shared
-    layers are counted once; keys are opaque to the core.
+    `unit_sizes` maps each storage unit a record uses (`Image.layers`) to its bytes on disk,
+    so that shared units are counted once; keys are opaque to the core.
     """
 
     taken_at: datetime
     images: tuple[Image, ...]
     containers: tuple[Container, ...]
-    layer_sizes: Mapping[str, int] = field(default_factory=dict)
+    unit_sizes: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def records(self) -> tuple[Record, ...]:
+        """Every collected object, of every kind."""
+        return self.images
 
     def images_in_use(self) -> frozenset[str]:
         return frozenset(c.image_id for c in self.containers)

@@ -31,13 +31,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gcd.engine.client import Engine
+from gcd.engine.times import parse_go_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +59,6 @@ class ImageLayers:
 
     def pairs(self) -> tuple[tuple[str, int], ...]:
         return tuple(zip(self.layers, self.sizes, strict=True))
-
-
-def parse_go_time(text: str) -> datetime | None:
-    """Go's RFC 3339 with nanoseconds (`2026-11-29T04:00:00.123456789Z`) → aware UTC."""
-    value = text.strip().replace("Z", "+00:00")
-    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", value)
-    if match is None:
-        return None
-    head, fraction, zone = match.groups()
-    try:
-        parsed = datetime.fromisoformat(head + (fraction or "")[:7] + zone)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None or parsed.year <= 1:
-        return None
-    return parsed.astimezone(UTC)
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:

@@ -116,7 +116,7 @@ def take_snapshot(
     own_bytes = not is_containerd_store(info)
 
     images: list[Image] = []
-    layer_sizes: dict[str, int] = {}
+    unit_sizes: dict[str, int] = {}
     estimated = 0
     for raw in raw_images:
         image_id = str(raw["Id"])
@@ -130,7 +130,7 @@ def take_snapshot(
             size=size,
             own_bytes=own_bytes,
         )
-        layer_sizes.update(found.pairs())
+        unit_sizes.update(found.pairs())
         estimated += found.layers == (image_id,)
         seen_at = state.first_seen(image_id)
         if seen_at is None:
@@ -159,4 +159,4 @@ def take_snapshot(
         layer_source="layerdb" if image_root else "engine_api",
         estimated_images=estimated,
     )
-    return Snapshot(now, tuple(images), containers, layer_sizes)
+    return Snapshot(now, tuple(images), containers, unit_sizes)

@@ -23,28 +23,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gcd import __version__
 from gcd.core.attribution import apportion, freed_by_rule, still_reclaimable
+from gcd.core.kind import Kind
 from gcd.core.plan import Plan
 from gcd.core.records import Snapshot
 from gcd.core.rules import RuleId
-from gcd.engine.executor import OutcomeStatus, Report
+from gcd.engine.outcomes import OutcomeStatus, Report
 
 __all__ = [
     "CycleResult",
-    "Kind",
     "Metrics",
     "RemovalOutcome",
     "Trigger",
     "cycle_result",
 ]
-
-
-class Kind(StrEnum):
-    """What kind of Docker object. gcd collects images today; the rest is reserved."""
-
-    IMAGE = "image"
-    CONTAINER = "container"
-    VOLUME = "volume"
-    BUILD_CACHE = "build_cache"
 
 
 class Trigger(StrEnum):
@@ -228,11 +219,11 @@ class Metrics:
                 self.cycles.labels(trigger.value, result.value)
         self.reclaimable_bytes.labels(image)
 
-    def record_plan(self, plan: Plan, layer_sizes: Mapping[str, int]) -> None:
+    def record_plan(self, plan: Plan, unit_sizes: Mapping[str, int]) -> None:
         """Reclaimable bytes and kept objects by rule, from an evaluation (`gcd plan` too)."""
         self._record_kept(plan)
         self.reclaimable_bytes.labels(Kind.IMAGE.value).set(
-            still_reclaimable(plan.decisions, (), layer_sizes)
+            still_reclaimable(plan.decisions, (), unit_sizes)
         )
 
     def _record_kept(self, plan: Plan) -> None:
@@ -246,7 +237,7 @@ class Metrics:
         report: Report,
         freed_bytes: int,
         *,
-        layer_sizes: Mapping[str, int],
+        unit_sizes: Mapping[str, int],
         trigger: Trigger | str,
         duration_seconds: float,
         now: datetime,
@@ -257,9 +248,9 @@ class Metrics:
         that, split by the rule of each removed image (see gcd.attribution)."""
         image = Kind.IMAGE.value
         result = cycle_result(plan, report)
-        removed = {o.image_id: o.rule for o in report.outcomes if o.status is OutcomeStatus.REMOVED}
+        removed = {o.key: o.rule for o in report.outcomes if o.status is OutcomeStatus.REMOVED}
         if freed_bytes > 0 or removed:
-            split = freed_by_rule(plan.decisions, removed, layer_sizes)
+            split = freed_by_rule(plan.decisions, removed, unit_sizes)
             fallback = next(iter(removed.values()), RuleId.UNKEPT)
             for rule, amount in apportion(split, max(freed_bytes, 0), fallback).items():
                 self.reclaimed_bytes.labels(image, rule.value).inc(amount)
@@ -270,10 +261,10 @@ class Metrics:
             self.removals.labels(image, RemovalOutcome.CAPPED.value).inc(capped)
         self._record_kept(plan)
         gone = set(removed) | {
-            o.image_id for o in report.outcomes if o.status is OutcomeStatus.ALREADY_GONE
+            o.key for o in report.outcomes if o.status is OutcomeStatus.ALREADY_GONE
         }
         self.reclaimable_bytes.labels(image).set(
-            still_reclaimable(plan.decisions, gone, layer_sizes)
+            still_reclaimable(plan.decisions, gone, unit_sizes)
         )
         if result is CycleResult.REFUSED:
             self.safety_aborts.inc()
@@ -295,7 +286,7 @@ class Metrics:
             result.plan,
             result.report,
             result.freed_bytes,
-            layer_sizes=result.snapshot.layer_sizes,
+            unit_sizes=result.snapshot.unit_sizes,
             trigger=trigger,
             duration_seconds=duration_seconds,
             now=now,
@@ -304,14 +295,14 @@ class Metrics:
     def record_refusal(
         self,
         plan: Plan,
-        layer_sizes: Mapping[str, int],
+        unit_sizes: Mapping[str, int],
         *,
         trigger: Trigger | str,
         duration_seconds: float,
         now: datetime,
     ) -> None:
         """A plan refused by a safety limit before anything ran (RunRefusedError)."""
-        self.record_plan(plan, layer_sizes)
+        self.record_plan(plan, unit_sizes)
         self.safety_aborts.inc()
         self.record_cycle(trigger, CycleResult.REFUSED, duration_seconds, now)
 

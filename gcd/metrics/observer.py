@@ -10,8 +10,9 @@ from typing import Any
 import structlog
 
 from gcd.core.budget import Pressure
+from gcd.core.kind import Kind
 from gcd.cycle import RunResult
-from gcd.metrics.definitions import Kind, Metrics
+from gcd.metrics.definitions import Metrics
 from gcd.observer import CycleObserver
 
 log = structlog.get_logger("gcd.metrics")

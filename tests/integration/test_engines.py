@@ -11,7 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from gcd.core.accounting import LayerAccount
+from gcd.core.accounting import StorageAccount
 from gcd.engine.client import Engine, RemoveStatus
 from gcd.engine.layers import chain_ids
 from gcd.engine.snapshot import take_snapshot
@@ -129,7 +129,7 @@ def test_a_multi_platform_image_is_counted_by_its_host_platform(
         assert "error" not in message
     snapshot = take_snapshot(engine, State.load(tmp_path), datetime.now(UTC))
     (found,) = snapshot.images
-    predicted = LayerAccount.of(snapshot).freed_by([found])
+    predicted = StorageAccount.of(snapshot).freed_by([found])
     before = api.df()["LayersSize"]
     api.remove_image(found.id)
     freed = before - api.df()["LayersSize"]

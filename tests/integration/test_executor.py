@@ -17,10 +17,12 @@ from structlog.testing import capture_logs
 from gcd.core.evaluate import evaluate
 from gcd.core.kinds.images import DanglingPolicy, ImagePolicy
 from gcd.core.plan import Decision, Plan
-from gcd.core.policy import Policy, Safety
+from gcd.core.policy import Policy
 from gcd.core.references import parse_reference
+from gcd.core.safety import Safety
 from gcd.engine.client import Engine
-from gcd.engine.executor import Outcome, OutcomeStatus, Report, execute
+from gcd.engine.executor import execute
+from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
 from gcd.engine.snapshot import take_snapshot
 from gcd.errors import RunRefusedError
 from gcd.host.state import State
@@ -79,7 +81,7 @@ def stopped_container(api: docker.APIClient, image_id: str) -> str:
 
 
 def statuses(report: Report) -> dict[str, OutcomeStatus]:
-    return {o.image_id: o.status for o in report.outcomes}
+    return {o.key.id: o.status for o in report.outcomes}
 
 
 def spec(seed: str, *tags: str, runnable: bool = False) -> ImageSpec:
@@ -92,7 +94,7 @@ def test_an_unused_single_tag_image_is_deleted_by_id(
 ) -> None:
     (doomed,) = load(api, spec("x-single", "x/app:1"))
     plan = plan_now(engine, tmp_path)
-    assert [d.image.id for d in plan.deletions] == [doomed]
+    assert [d.key.id for d in plan.deletions] == [doomed]
     seen: list[Outcome] = []
     before = layers_size(api)
     with capture_logs() as logs:
@@ -310,7 +312,7 @@ def test_an_image_deleted_by_someone_else_is_already_gone(
 ) -> None:
     (target,) = load(api, spec("x-gone", "x/gone:1"))
     plan = plan_now(engine, tmp_path)
-    report = execute(plan, engine, before_delete=lambda d: api.remove_image(d.image.id))
+    report = execute(plan, engine, before_delete=lambda d: api.remove_image(d.key.id))
     assert statuses(report) == {target: OutcomeStatus.ALREADY_GONE}
     assert report.failed == ()
 
@@ -341,8 +343,8 @@ def test_a_stop_request_finishes_the_current_image_and_attempts_no_more(
     ]
     assert report.aborted is None
     first, *rest = plan.deletions
-    assert not present(api, first.image.id)
-    assert all(present(api, d.image.id) for d in rest)
+    assert not present(api, first.key.id)
+    assert all(present(api, d.key.id) for d in rest)
 
 
 def test_an_engine_that_stops_mid_run_aborts_cleanly(tmp_path: Path) -> None:
@@ -421,7 +423,7 @@ def test_moving_tags_under_load_never_cost_an_image_or_a_name_gcd_did_not_plan(
                 mover.join(timeout=120)
         engine.close()
     assert not failures, failures
-    removed = {o.image_id for o in outcomes if o.status is OutcomeStatus.REMOVED}
+    removed = {o.key.id for o in outcomes if o.status is OutcomeStatus.REMOVED}
     multi = [o for o in outcomes if o.status is OutcomeStatus.REMOVED and len(o.references) > 1]
     assert len(multi) >= 20, f"only {len(multi)} multi-tag images removed: the test proved nothing"
     present = {i["Id"] for i in api.images(all=True)}

@@ -9,7 +9,7 @@ from typing import Any
 import docker
 import pytest
 
-from gcd.core.accounting import LayerAccount
+from gcd.core.accounting import StorageAccount
 from gcd.core.records import ContainerState
 from gcd.engine.client import Engine
 from gcd.engine.layers import LayerStore, chain_ids
@@ -130,7 +130,7 @@ def test_freed_bytes_match_docker_accounting_with_shared_layers(
         image(layer(7_000, "t"), base, tags=("acct/two:1", "acct/two:2")),
     )
     snapshot = take_snapshot(engine, State.load(tmp_path), NOW)
-    account = LayerAccount.of(snapshot)
+    account = StorageAccount.of(snapshot)
     gone = [i for i in snapshot.images if i.id in {one, two}]
     predicted = account.freed_by(gone)
     before = api.df()["LayersSize"]
@@ -156,14 +156,14 @@ def test_without_the_data_root_the_engine_api_gives_the_same_exact_layers(
     via_api = take_snapshot(counting, state, NOW, LayerStore(use_disk=False))
     assert counting.calls == 3 + 2 * 3  # inspect and history, once per image never seen
     assert {i.id: i.layers for i in via_api.images} == {i.id: i.layers for i in from_disk.images}
-    assert via_api.layer_sizes == from_disk.layer_sizes
+    assert via_api.unit_sizes == from_disk.unit_sizes
 
     state.save()
     again = CountingEngine(clean_engine.host)
     take_snapshot(again, State.load(tmp_path / "b"), NOW, LayerStore(use_disk=False))
     assert again.calls == 3  # the layers come from the state now
 
-    predicted = LayerAccount.of(via_api).freed_by([i for i in via_api.images if i.id != keep])
+    predicted = StorageAccount.of(via_api).freed_by([i for i in via_api.images if i.id != keep])
     before = api.df()["LayersSize"]
     for image_id in (one, two):
         api.remove_image(image_id)
@@ -181,10 +181,10 @@ def test_a_history_that_cannot_be_matched_to_layers_is_an_estimate(
     if not traits.layer_db:
         # Snapshot usage (containerd) and tar sizes (Podman) are never 0: no ambiguity.
         assert found.layers[:2] == tuple(chain_ids([item.diff_id for item in spec.layers]))
-        assert all(snapshot.layer_sizes[key] > 0 for key in found.layers)
+        assert all(snapshot.unit_sizes[key] > 0 for key in found.layers)
         return
     assert found.layers == (image_id,)
-    assert snapshot.layer_sizes == {image_id: 500}
+    assert snapshot.unit_sizes == {image_id: 500}
 
 
 def test_local_age_starts_at_the_engines_last_tag_time_for_unknown_images(

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from gcd.core.kinds.images import DanglingPolicy, ImagePolicy, KeepRule
 from gcd.core.patterns import Pattern
-from gcd.core.policy import Policy, Safety
+from gcd.core.policy import Policy
 from gcd.core.records import Container, ContainerState, Image, Snapshot
 from gcd.core.references import parse_reference
+from gcd.core.safety import Safety
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

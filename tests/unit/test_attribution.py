@@ -5,8 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcd.core.accounting import LayerAccount
+from gcd.core.accounting import StorageAccount
 from gcd.core.attribution import apportion, freed_by_rule, still_reclaimable
+from gcd.core.kind import Key
+from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision
 from gcd.core.records import Image, Snapshot
 from gcd.core.rules import RuleId
@@ -29,7 +31,7 @@ SIZES = {"base": 1000, "a": 10, "b": 20, "k": 40, "d": 7}
 class TestFreedByRule:
     def test_a_layer_shared_by_removed_images_counts_once_for_the_first_in_plan_order(self) -> None:
         plan = [decide(B, UNKEPT), decide(A, PRESSURE), decide(D, DANGLING)]
-        removed = {A.id: PRESSURE, B.id: UNKEPT, D.id: DANGLING}
+        removed = {A.key: PRESSURE, B.key: UNKEPT, D.key: DANGLING}
         assert freed_by_rule(plan, removed, SIZES) == {
             UNKEPT: 1000 + 20,
             PRESSURE: 10,
@@ -38,15 +40,15 @@ class TestFreedByRule:
 
     def test_a_layer_a_remaining_image_uses_is_not_freed(self) -> None:
         plan = [decide(A, UNKEPT), decide(B, UNKEPT), decide(K, RuleId.REFERENCE)]
-        assert freed_by_rule(plan, {A.id: UNKEPT, B.id: UNKEPT}, SIZES) == {UNKEPT: 30}
+        assert freed_by_rule(plan, {A.key: UNKEPT, B.key: UNKEPT}, SIZES) == {UNKEPT: 30}
 
     def test_an_image_that_was_not_removed_keeps_its_shared_layer(self) -> None:
         plan = [decide(A, UNKEPT), decide(B, DANGLING)]
-        assert freed_by_rule(plan, {A.id: UNKEPT}, SIZES) == {UNKEPT: 10}
+        assert freed_by_rule(plan, {A.key: UNKEPT}, SIZES) == {UNKEPT: 10}
 
     def test_a_removed_image_that_freed_nothing_still_names_its_rule(self) -> None:
         plan = [decide(A, UNKEPT), decide(K, RuleId.REFERENCE), decide(B, DANGLING)]
-        split = freed_by_rule(plan, {B.id: DANGLING}, {"base": 5, "b": 0})
+        split = freed_by_rule(plan, {B.key: DANGLING}, {"base": 5, "b": 0})
         assert split == {DANGLING: 0}
 
 
@@ -57,8 +59,8 @@ class TestStillReclaimable:
 
     def test_after_the_run_only_what_was_not_removed(self) -> None:
         plan = [decide(A, UNKEPT), decide(B, UNKEPT), decide(K, RuleId.REFERENCE)]
-        assert still_reclaimable(plan, {A.id}, SIZES) == 20
-        assert still_reclaimable(plan, {A.id, B.id}, SIZES) == 0
+        assert still_reclaimable(plan, {A.key}, SIZES) == 20
+        assert still_reclaimable(plan, {A.key, B.key}, SIZES) == 0
 
 
 class TestApportion:
@@ -90,7 +92,7 @@ LAYERS = [f"l{i}" for i in range(8)]
 
 
 @st.composite
-def plans(draw: st.DrawFn) -> tuple[list[Decision], dict[str, RuleId], dict[str, int]]:
+def plans(draw: st.DrawFn) -> tuple[list[Decision], dict[Key, RuleId], dict[str, int]]:
     count = draw(st.integers(1, 8))
     decisions = []
     for n in range(count):
@@ -98,18 +100,18 @@ def plans(draw: st.DrawFn) -> tuple[list[Decision], dict[str, RuleId], dict[str,
         rule = draw(st.sampled_from([UNKEPT, DANGLING, PRESSURE, RuleId.NEWEST]))
         img = image(f"repo:{n}", layers=layers, age=days(2))
         decisions.append(decide(img, rule))
-    removed = {d.image.id: d.rule for d in decisions if d.rule.deletes and draw(st.booleans())}
+    removed = {d.key: d.rule for d in decisions if d.rule.deletes and draw(st.booleans())}
     sizes = {layer: draw(st.integers(0, 10**9)) for layer in LAYERS}
     return decisions, removed, sizes
 
 
 @given(plans())
 def test_the_split_sums_to_the_layer_account_of_the_removed_images(
-    case: tuple[list[Decision], dict[str, RuleId], dict[str, int]],
+    case: tuple[list[Decision], dict[Key, RuleId], dict[str, int]],
 ) -> None:
     decisions, removed, sizes = case
-    account = LayerAccount.of(Snapshot(NOW, tuple(d.image for d in decisions), (), sizes))
-    expected = account.freed_by(d.image for d in decisions if d.image.id in removed)
+    account = StorageAccount.of(Snapshot(NOW, tuple(image_of(d) for d in decisions), (), sizes))
+    expected = account.freed_by(image_of(d) for d in decisions if d.key in removed)
     split = freed_by_rule(decisions, removed, sizes)
     assert sum(split.values()) == expected
     assert set(split) == set(removed.values())

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from gcd.metrics.definitions import Kind, Metrics
+from gcd.core.kind import Kind
+from gcd.metrics.definitions import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "gcd.json"

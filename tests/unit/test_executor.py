@@ -16,17 +16,18 @@ import pytest
 from structlog.testing import capture_logs
 
 from gcd.core.evaluate import evaluate
+from gcd.core.kind import Key, Kind
 from gcd.core.plan import Plan
 from gcd.core.rules import RuleId
 from gcd.engine.client import Engine, RemoveResult, RemoveStatus
-from gcd.engine.executor import (
+from gcd.engine.executor import execute
+from gcd.engine.outcomes import (
     Outcome,
     OutcomeStatus,
     Report,
     classify_after_reinspect,
-    execute,
-    parse_engine_time,
 )
+from gcd.engine.times import parse_engine_time
 from gcd.errors import RunRefusedError
 from tests.unit.builders import NOW, image, policy, snapshot
 
@@ -80,7 +81,8 @@ class TestParseEngineTime:
 
 class TestReport:
     def outcome(self, status: OutcomeStatus, freed: int = 0) -> Outcome:
-        return Outcome("sha256:" + "a" * 64, ("a:1",), RuleId.UNKEPT, status, "", freed)
+        key = Key(Kind.IMAGE, "sha256:" + "a" * 64)
+        return Outcome(key, ("a:1",), RuleId.UNKEPT, status, "", freed)
 
     def test_counts_and_freed_bytes(self) -> None:
         report = Report(
@@ -126,6 +128,6 @@ class TestEarlyExits:
         assert report.aborted is not None
         assert "unreachable" in report.aborted
         assert [o.status for o in report.outcomes] == [OutcomeStatus.NOT_ATTEMPTED] * 3
-        assert [o.image_id for o in report.outcomes] == [d.image.id for d in plan.deletions]
+        assert [o.key for o in report.outcomes] == [d.key for d in plan.deletions]
         per_image = [e for e in logs if e["event"] in {"image_removed", "image_skipped"}]
         assert len(per_image) == 3

@@ -11,18 +11,19 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from gcd.core.evaluate import evaluate
+from gcd.core.kind import Kind
+from gcd.core.kinds.images import image_of
 from gcd.core.plan import Plan
 from gcd.core.policy import Policy
 from gcd.core.records import Snapshot
 from gcd.core.rules import RuleId
 from gcd.cycle import freed_by
-from gcd.engine.executor import Outcome, OutcomeStatus, Report
+from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
 from gcd.errors import StateError
 from gcd.metrics.definitions import (
     DELETING_RULES,
     KEEPING_RULES,
     CycleResult,
-    Kind,
     Metrics,
     RemovalOutcome,
     Trigger,
@@ -68,8 +69,8 @@ def report(plan: Plan, *statuses: OutcomeStatus, aborted: str | None = None) -> 
         status = statuses[position] if position < len(statuses) else OutcomeStatus.REMOVED
         outcomes.append(
             Outcome(
-                image_id=decision.image.id,
-                references=tuple(str(r) for r in decision.image.references),
+                key=decision.key,
+                references=tuple(str(r) for r in image_of(decision).references),
                 rule=decision.rule,
                 status=status,
                 detail="",
@@ -95,7 +96,7 @@ def record(
         plan,
         run,
         freed(run) if freed_bytes is None else freed_bytes,
-        layer_sizes=SIZES,
+        unit_sizes=SIZES,
         trigger=trigger,
         duration_seconds=2.0,
         now=LATER,
@@ -125,7 +126,7 @@ class TestARun:
         plan = plan_of(snapshot)
         run = report(plan)
         metrics.record_run(
-            plan, run, freed(run, snapshot), layer_sizes=SIZES, trigger="schedule",
+            plan, run, freed(run, snapshot), unit_sizes=SIZES, trigger="schedule",
             duration_seconds=1, now=LATER,
         )  # fmt: skip
         total = sum(

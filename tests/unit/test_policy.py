@@ -25,7 +25,7 @@ from tests.unit.builders import (
 
 def decide(snap: Snapshot, pol: Policy) -> dict[str, RuleId]:
     plan = evaluate(snap, pol, NOW)
-    return {d.image.id: d.rule for d in plan.decisions}
+    return {d.key.id: d.rule for d in plan.decisions}
 
 
 def plan_of(snap: Snapshot, pol: Policy) -> Plan:
@@ -238,7 +238,7 @@ class TestBytes:
         parent = image("base:1", layers=("l1",))
         child = image("app:1", layers=("l1", "l2"))
         plan = plan_of(snapshot(parent, child), policy())
-        assert [d.image.id for d in plan.deletions] == [child.id, parent.id]
+        assert [d.key.id for d in plan.deletions] == [child.id, parent.id]
 
 
 class TestSafety:
@@ -259,4 +259,4 @@ class TestSafety:
         assert len(plan.deletions) == 2
         assert plan.count_by_rule()[RuleId.RUN_LIMIT] == 3
         oldest = {images[4].id, images[3].id}
-        assert {d.image.id for d in plan.deletions} == oldest
+        assert {d.key.id for d in plan.deletions} == oldest

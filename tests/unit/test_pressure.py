@@ -24,7 +24,7 @@ class TestUsedWithinRule:
         recent = used(image("app:1", age=days(30)), 1)
         idle = used(image("app:2", age=days(30)), 5)
         plan = evaluate(snapshot(recent, idle), policy(rule(used_within=days(3))), NOW)
-        rules = {d.image.id: d.rule for d in plan.decisions}
+        rules = {d.key.id: d.rule for d in plan.decisions}
         assert rules[recent.id] is RuleId.USED_WITHIN
         assert rules[idle.id] is RuleId.UNKEPT
 
@@ -45,7 +45,7 @@ class TestPressure:
         # 4 images of 100 bytes each; 900 of 1000 used → free ≥ 201 bytes to get below 70%.
         imgs = [used(image(f"app:{n}", age=days(30)), days_ago=n + 1) for n in range(4)]
         plan = evaluate(snapshot(*imgs), policy(rule(newest=10)), NOW, pressure(900))
-        evicted = {d.image.id for d in plan.deletions}
+        evicted = {d.key.id for d in plan.deletions}
         assert evicted == {imgs[3].id, imgs[2].id, imgs[1].id}
         assert all(d.rule is RuleId.PRESSURE for d in plan.deletions)
         assert "high 85%" in plan.deletions[0].detail

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gcd.core.evaluate import evaluate
-from gcd.core.kinds.images import KeepRule
+from gcd.core.kinds.images import KeepRule, image_of
 from gcd.core.records import Container, ContainerState, Image, Snapshot
 from gcd.core.rules import RuleId
 from tests.unit.builders import NOW, image, image_id, policy, rule
@@ -60,7 +60,7 @@ def test_an_image_in_use_is_never_planned_for_deletion(
 ) -> None:
     plan = evaluate(snap, policy(*rules), NOW)
     in_use = snap.images_in_use()
-    assert not any(d.image.id in in_use for d in plan.deletions)
+    assert not any(d.key.id in in_use for d in plan.deletions)
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,8 +68,8 @@ def test_an_image_in_use_is_never_planned_for_deletion(
 def test_adding_a_keep_rule_never_deletes_more(
     snap: Snapshot, rules: list[KeepRule], extra: KeepRule
 ) -> None:
-    before = {d.image.id for d in evaluate(snap, policy(*rules), NOW).deletions}
-    after = {d.image.id for d in evaluate(snap, policy(*rules, extra), NOW).deletions}
+    before = {d.key.id for d in evaluate(snap, policy(*rules), NOW).deletions}
+    after = {d.key.id for d in evaluate(snap, policy(*rules, extra), NOW).deletions}
     assert after <= before
 
 
@@ -78,7 +78,7 @@ def test_adding_a_keep_rule_never_deletes_more(
 def test_a_pinned_reference_always_survives(snap: Snapshot, rules: list[KeepRule]) -> None:
     plan = evaluate(snap, policy(rule(references=("alpine:*",)), *rules), NOW)
     for decision in plan.deletions:
-        assert not any(ref.path == "library/alpine" for ref in decision.image.tags)
+        assert not any(ref.path == "library/alpine" for ref in image_of(decision).tags)
 
 
 @settings(max_examples=200, deadline=None)
@@ -86,7 +86,7 @@ def test_a_pinned_reference_always_survives(snap: Snapshot, rules: list[KeepRule
 def test_evaluation_is_deterministic_whatever_the_input_order(
     snap: Snapshot, rules: list[KeepRule]
 ) -> None:
-    reordered = Snapshot(snap.taken_at, snap.images[::-1], snap.containers, snap.layer_sizes)
+    reordered = Snapshot(snap.taken_at, snap.images[::-1], snap.containers, snap.unit_sizes)
     first = evaluate(snap, policy(*rules), NOW)
     second = evaluate(reordered, policy(*rules), NOW)
     assert first == second
@@ -98,7 +98,7 @@ def test_every_image_gets_exactly_one_decision_with_a_rule(
     snap: Snapshot, rules: list[KeepRule]
 ) -> None:
     plan = evaluate(snap, policy(*rules), NOW)
-    assert sorted(d.image.id for d in plan.decisions) == sorted(i.id for i in snap.images)
+    assert sorted(d.key.id for d in plan.decisions) == sorted(i.id for i in snap.images)
     assert all(isinstance(d.rule, RuleId) for d in plan.decisions)
     # Layers unique to one image are disjoint, and all of them go with the set.
     assert plan.freed_bytes >= sum(d.freed_bytes for d in plan.deletions)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from gcd.engine.layers import ImageLayers, chain_ids, parse_go_time, sizes_from_history
+from gcd.engine.layers import ImageLayers, chain_ids, sizes_from_history
+from gcd.engine.times import parse_go_time
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64

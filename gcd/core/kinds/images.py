@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from gcd.core.kind import Kind
 from gcd.core.patterns import Pattern
-from gcd.core.records import Image
+from gcd.core.plan import Decision, Judgement
+from gcd.core.records import Image, Snapshot
 from gcd.core.rules import RuleId
+from gcd.core.safety import Safety
+from gcd.core.units import format_duration
+
+KIND = Kind.IMAGE
 
 ANY_VALUE = "*"
 
@@ -89,3 +96,147 @@ class DanglingPolicy:
 class ImagePolicy:
     keep: tuple[KeepRule, ...] = ()
     dangling: DanglingPolicy = DanglingPolicy()
+
+
+def image_of(decision: Decision) -> Image:
+    """The image a decision is about: the image kind's own view of a generic decision."""
+    if not isinstance(decision.subject, Image):
+        raise TypeError(f"{decision.key} is not an image")
+    return decision.subject
+
+
+def local_age(image: Image, now: datetime) -> timedelta:
+    return max(now - image.seen_at, timedelta(0))
+
+
+def _rank_key(image: Image) -> tuple[float, float, str]:
+    created = image.created.timestamp() if image.created is not None else float("-inf")
+    return (-image.seen_at.timestamp(), -created, image.id)
+
+
+def _newest_sets(rule: KeepRule, images: tuple[Image, ...]) -> dict[str, int]:
+    """For a `newest` rule: image id → its best rank (1-based) in any repository it matches."""
+    assert rule.newest is not None
+    by_repository: dict[str, list[Image]] = defaultdict(list)
+    for image in images:
+        if image.is_dangling or not rule.matches_labels(image):
+            continue
+        for repository in rule.matching_repositories(image):
+            by_repository[repository].append(image)
+    best: dict[str, int] = {}
+    for members in by_repository.values():
+        for rank, image in enumerate(sorted(members, key=_rank_key), start=1):
+            if rank > rule.newest:
+                break
+            best[image.id] = min(rank, best.get(image.id, rank))
+    return best
+
+
+def last_use(image: Image) -> datetime:
+    """When a container last used the image; never used → when gcd first saw it."""
+    return max(image.last_used or image.seen_at, image.seen_at)
+
+
+def _rule_holds(
+    rule: KeepRule,
+    image: Image,
+    age: timedelta,
+    newest: dict[int, dict[str, int]],
+    now: datetime,
+) -> str | None:
+    """A detail string when `rule` keeps `image`, else None."""
+    if image.is_dangling and not rule.applies_to_dangling and not rule.references:
+        return None
+    if not rule.matches_labels(image):
+        return None
+    if rule.references and not rule.matching_repositories(image):
+        return None
+    if rule.newest is not None:
+        rank = newest[rule.index].get(image.id)
+        if rank is None:
+            return None
+        return f"{rule.describe()}: #{rank} newest in its repository"
+    if rule.younger_than is not None:
+        if age >= rule.younger_than:
+            return None
+        return f"{rule.describe()}: local age {format_duration(age)}"
+    if rule.used_within is not None:
+        idle = now - last_use(image)
+        if idle >= rule.used_within:
+            return None
+        return f"{rule.describe()}: last used {format_duration(idle)} ago"
+    return rule.describe()
+
+
+def _decide(
+    image: Image,
+    *,
+    section: ImagePolicy,
+    safety: Safety,
+    in_use: dict[str, list[str]],
+    newest: dict[int, dict[str, int]],
+    now: datetime,
+) -> tuple[RuleId, str]:
+    age = local_age(image, now)
+    if image.id in in_use:
+        return RuleId.IN_USE, "used by container " + ", ".join(sorted(in_use[image.id]))
+    if image.created is not None and image.created > now:
+        return RuleId.CREATED_IN_FUTURE, f"Created {image.created.isoformat()} is in the future"
+    if age < safety.min_age:
+        return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
+    for rule in section.keep:
+        detail = _rule_holds(rule, image, age, newest, now)
+        if detail is not None:
+            return rule.rule_id, detail
+    if image.is_dangling:
+        if age < section.dangling.keep_within:
+            return RuleId.DANGLING_WITHIN, f"dangling, local age {format_duration(age)}"
+        return RuleId.DANGLING, f"dangling, local age {format_duration(age)}"
+    return RuleId.UNKEPT, "no keep rule holds"
+
+
+def _deletion_order(image: Image) -> tuple[int, float, str]:
+    # Children before parents (more layers first), oldest first, so that the engine never
+    # answers "image has dependent child images" for an image whose child is also going.
+    return (-len(image.layers), image.seen_at.timestamp(), image.id)
+
+
+def judge(
+    snapshot: Snapshot, section: ImagePolicy, safety: Safety, now: datetime
+) -> tuple[Judgement, ...]:
+    """Every image of `snapshot` under the `images:` section: the guards first (in use by
+    any container, Created in the future, younger than `safety.min_age`), then the keep rules
+    in order, the first that holds being the reason, then dangling images by
+    `dangling.keep_within`; what nothing keeps is deleted (`delete.unkept`)."""
+    images = tuple(sorted(snapshot.images, key=lambda i: i.id))
+    in_use: dict[str, list[str]] = defaultdict(list)
+    for container in snapshot.containers:
+        in_use[container.image_id].append(f"{container.name} ({container.state})")
+    newest = {
+        rule.index: _newest_sets(rule, images) for rule in section.keep if rule.newest is not None
+    }
+    return tuple(
+        Judgement(
+            image,
+            *_decide(image, section=section, safety=safety, in_use=in_use, newest=newest, now=now),
+            age=local_age(image, now),
+            last_use=last_use(image),
+            order=_deletion_order(image),
+        )
+        for image in images
+    )
+
+
+def unmanaged(snapshot: Snapshot, now: datetime) -> tuple[Judgement, ...]:
+    """No `images:` section: images are not touched."""
+    return tuple(
+        Judgement(
+            image,
+            RuleId.UNMANAGED,
+            "policy has no images section",
+            age=local_age(image, now),
+            last_use=last_use(image),
+            order=_deletion_order(image),
+        )
+        for image in sorted(snapshot.images, key=lambda i: i.id)
+    )

@@ -1,0 +1,201 @@
+"""Removing one planned image, safely: the image kind's adapter for the executor.
+
+Right before touching a planned image, in plan order (README, "How deletion stays safe"):
+
+1. Re-inspect the image by its full id. Gone → `already_gone`.
+2. Re-apply the guards on the fresh record: its tags must be exactly the planned ones, and its
+   `Metadata.LastTagTime` no later than the plan (nobody tagged it since the snapshot), else
+   `skipped_changed`; no container in any state may use it (one `GET /containers/json?all=1`
+   per image, comparing `ImageID` exactly), else `skipped_in_use`.
+3. `DELETE /images/<full id>`, never by name: a tag may have moved to a freshly built image
+   since the plan, and deleting the name would delete the new image. The daemon is the final
+   judge: a container or a tag that appeared after step 2 gives a 409 → `conflict`, counted,
+   never retried with force.
+4. An image with several tags cannot be deleted by id without force (409 "referenced in
+   multiple repositories"). On Docker it is deleted by full id with `force` in that one
+   request, so that the engine itself removes exactly the references of this id; force lifts
+   only the soft conflicts (other tags, stopped containers), a running container or a child
+   image still refuses. On Podman, whose force would remove the image's containers, each
+   extra name is untagged *from this id* (`/libpod/images/{id}/untag`), then the image is
+   deleted by id without force.
+5. The engine's answer is read: a reference it untagged that the plan did not name is logged
+   as an error (`image_removed_with_unplanned_references`), and after a forced delete a
+   container created from the image in that one round trip is logged
+   (`image_removed_under_container`).
+
+What is left of the race (README, "Several tags"): only the planned image itself can be hit,
+only in the one round trip between step 2 and the forced delete, and only by someone tagging
+it or creating a container from it in that moment. A name moved to another image is never
+followed: nothing gcd sends names a tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from gcd.core.kind import short_id
+from gcd.core.kinds.images import image_of
+from gcd.core.plan import Decision
+from gcd.core.references import ReferenceError, parse_reference
+from gcd.engine.client import Engine, RemoveResult, RemoveStatus
+from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict, classify_after_reinspect
+from gcd.engine.times import parse_engine_time
+from gcd.errors import EngineError
+
+log = structlog.get_logger("gcd.executor")
+
+_NONE_TAG = "<none>:<none>"
+
+
+def _normalise(raw: str) -> str:
+    try:
+        return str(parse_reference(raw))
+    except ReferenceError:
+        return raw  # never equal to a planned (parsed) tag, so the image is skipped
+
+
+def _tags(record: Mapping[str, Any]) -> dict[str, str]:
+    """Normalised tag → the engine's own spelling of it (the name to untag)."""
+    return {
+        _normalise(raw): raw
+        for raw in record.get("RepoTags") or ()
+        if isinstance(raw, str) and raw != _NONE_TAG
+    }
+
+
+def _describe(tags: set[str]) -> str:
+    return ", ".join(sorted(tags)) or "no tags"
+
+
+def _changed(decision: Decision, record: Mapping[str, Any], since: datetime) -> str | None:
+    planned = {str(ref) for ref in image_of(decision).tags}
+    fresh = set(_tags(record))
+    if fresh != planned:
+        return f"tags changed since the plan: planned {_describe(planned)}, now {_describe(fresh)}"
+    metadata = record.get("Metadata")
+    tagged = parse_engine_time(metadata.get("LastTagTime") if isinstance(metadata, dict) else None)
+    if tagged is not None and tagged > since:
+        return f"tagged again at {tagged.isoformat()}, after the plan ({since.isoformat()})"
+    return None
+
+
+def _users(containers: list[dict[str, Any]], image_id: str) -> list[str]:
+    return sorted(
+        f"{str((c.get('Names') or [str(c.get('Id', ''))[:12]])[0]).lstrip('/')} "
+        f"({c.get('State', 'unknown state')})"
+        for c in containers
+        if c.get("ImageID") == image_id
+    )
+
+
+class ImageRemoval(Removal):
+    """Deleting one planned image."""
+
+    def __init__(self, decision: Decision, engine: Engine, since: datetime) -> None:
+        super().__init__(decision, engine, since)
+        self.image = image_of(decision)
+        self.image_id = self.image.id
+        self.untagged: list[str] = []
+
+    def run(self) -> Verdict:
+        try:
+            verdict = self._run()
+        except EngineError as exc:
+            verdict = Verdict(OutcomeStatus.FAILED, str(exc))
+        if self.untagged:
+            return Verdict(verdict.status, f"{verdict.detail}; untagged {', '.join(self.untagged)}")
+        return verdict
+
+    def _run(self) -> Verdict:
+        record = self.engine.inspect_image(self.image_id)
+        if record is None:
+            return Verdict(OutcomeStatus.ALREADY_GONE, "gone before gcd got to it")
+        changed = _changed(self.decision, record, self.since)
+        if changed is not None:
+            return Verdict(OutcomeStatus.SKIPPED_CHANGED, changed)
+        # The whole list, compared by exact ImageID: Podman's `ancestor` filter misses a
+        # container of the image (tried, and test_executor caught it), and this guard must not
+        # depend on an engine's filter semantics.
+        users = _users(self.engine.list_containers(), self.image_id)
+        if users:
+            return Verdict(OutcomeStatus.SKIPPED_IN_USE, "now used by " + ", ".join(users))
+        tags = _tags(record)
+        if len(tags) <= 1:
+            self.touched = True
+            return self._classify(self.engine.remove_image(self.image_id))
+        if self.engine.podman:
+            return self._untag_then_delete(tags)
+        # Several tags: one request by full id, so the engine itself removes exactly the
+        # references of this id. Untagging names from here would follow a name another client
+        # moved to a new image in the meantime, and delete that image (README, "Several tags").
+        self.touched = True
+        verdict = self._classify(self.engine.remove_image(self.image_id, force=True))
+        if verdict.status is OutcomeStatus.REMOVED:
+            users = _users(self.engine.list_containers(), self.image_id)
+            if users:  # created in the one round trip since the check above
+                log.error(
+                    "image_removed_under_container",
+                    image=short_id(self.image_id),
+                    containers=users,
+                    detail="created while gcd deleted the image; it keeps its own layers",
+                )
+                detail = f"{verdict.detail}; meanwhile created from it: {', '.join(users)}"
+                return Verdict(verdict.status, detail)
+        return verdict
+
+    def _untag_then_delete(self, tags: dict[str, str]) -> Verdict:
+        """Podman: untag the extra names from this image id (never by name), then delete by
+        id without force. A name that left the image meanwhile is "not known" to it."""
+        remaining = set(tags)
+        for tag in sorted(tags)[1:]:  # the first tag goes with the delete by id
+            reference = parse_reference(tags[tag])
+            self.touched = True
+            result = self.engine.untag_image_by_id(
+                self.image_id, reference.repository, reference.tag or "latest"
+            )
+            if result.status is not RemoveStatus.REMOVED:
+                status = {
+                    RemoveStatus.NOT_FOUND: OutcomeStatus.SKIPPED_CHANGED,
+                    RemoveStatus.CONFLICT: OutcomeStatus.CONFLICT,
+                    RemoveStatus.TIMEOUT: OutcomeStatus.TIMEOUT,
+                }.get(result.status, OutcomeStatus.FAILED)
+                keeps = _describe(remaining)
+                return Verdict(status, f"untagging {tags[tag]}: {result.message}; keeps {keeps}")
+            remaining.discard(tag)
+            self.untagged.append(tags[tag])
+        return self._classify(self.engine.remove_image(self.image_id))
+
+    def _classify(self, result: RemoveResult) -> Verdict:
+        if result.status is RemoveStatus.REMOVED:
+            return self._removed(result)
+        if result.status is RemoveStatus.NOT_FOUND:
+            return Verdict(OutcomeStatus.ALREADY_GONE, result.message)
+        if result.status is RemoveStatus.CONFLICT:
+            return Verdict(OutcomeStatus.CONFLICT, result.message)
+        try:
+            gone = self.engine.inspect_image(self.image_id) is None
+        except EngineError as exc:
+            gone = False
+            result = RemoveResult(result.status, f"{result.message}; re-inspect failed: {exc}")
+        return classify_after_reinspect(result, gone=gone)
+
+    def _removed(self, result: RemoveResult) -> Verdict:
+        """The engine's answer, checked: a reference it removed that the plan did not name
+        was put on the image in the last round trip, and the operator must hear of it."""
+        planned = {str(ref) for ref in self.image.references}
+        unplanned = sorted({n for n in result.untagged if _normalise(n) not in planned})
+        if not unplanned:
+            return Verdict(OutcomeStatus.REMOVED, "deleted by id")
+        log.error(
+            "image_removed_with_unplanned_references",
+            image=short_id(self.image_id),
+            references=unplanned,
+            detail="tagged in the moment between gcd's last check and the delete",
+        )
+        return Verdict(
+            OutcomeStatus.REMOVED, f"deleted by id; also untagged {', '.join(unplanned)}"
+        )

@@ -1,0 +1,98 @@
+"""What happened to each planned deletion: one vocabulary for every kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from gcd.core.kind import Key
+from gcd.core.plan import Decision
+from gcd.core.rules import RuleId
+from gcd.engine.client import Engine, RemoveResult, RemoveStatus
+
+
+class OutcomeStatus(StrEnum):
+    REMOVED = "removed"
+    ALREADY_GONE = "already_gone"
+    SKIPPED_CHANGED = "skipped_changed"
+    """The fresh record differs from the plan (an image: tags changed, or tagged since)."""
+    SKIPPED_IN_USE = "skipped_in_use"
+    """Something holds the object now (an image: a container in any state uses it)."""
+    CONFLICT = "conflict"
+    """The engine answered 409: kept, counted, never retried with force."""
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    """The request timed out and a fresh inspect shows the object still there."""
+    NOT_ATTEMPTED = "not_attempted"
+    """The run ended (stop requested, engine unreachable) before this object."""
+
+
+ATTENTION = frozenset({OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT})
+"""Outcomes where the engine did not do what was asked: a run with any exits non-zero."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    key: Key
+    references: tuple[str, ...]
+    """How the object is named (an image: its tags and digests, as `docker images` shows
+    them)."""
+    rule: RuleId
+    status: OutcomeStatus
+    detail: str = ""
+    freed_bytes: int = 0
+    """The plan's predicted bytes for this object when removed, else 0."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    outcomes: tuple[Outcome, ...]
+    aborted: str | None = None
+    """Why the run ended before the end of the plan; None when it got through."""
+
+    def count(self, status: OutcomeStatus) -> int:
+        return sum(1 for o in self.outcomes if o.status is status)
+
+    @property
+    def freed_bytes(self) -> int:
+        """Sum of per-object predictions; `cycle.freed_by` counts shared units once."""
+        return sum(o.freed_bytes for o in self.outcomes)
+
+    @property
+    def failed(self) -> tuple[Outcome, ...]:
+        """The outcomes needing attention: `failed` and `timeout`."""
+        return tuple(o for o in self.outcomes if o.status in ATTENTION)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One object's status and why, before it becomes an `Outcome`."""
+
+    status: OutcomeStatus
+    detail: str
+
+
+class Removal:
+    """Removing one planned object of one kind; each kind's adapter subclasses it.
+    `touched`: a modifying request was sent (an engine lost after it makes that `failed`)."""
+
+    def __init__(self, decision: Decision, engine: Engine, since: datetime) -> None:
+        self.decision = decision
+        self.engine = engine
+        self.since = since
+        self.touched = False
+
+    def run(self) -> Verdict:
+        raise NotImplementedError
+
+
+def classify_after_reinspect(result: RemoveResult, *, gone: bool) -> Verdict:
+    """A 500 or a timeout of `DELETE /images/<id>`, judged by a fresh inspect."""
+    if result.status is RemoveStatus.TIMEOUT:
+        if gone:
+            return Verdict(OutcomeStatus.REMOVED, f"deleted by id ({result.message}; re-inspected)")
+        return Verdict(OutcomeStatus.TIMEOUT, f"{result.message}; the image is still there")
+    if gone:
+        return Verdict(OutcomeStatus.ALREADY_GONE, f"{result.message}; re-inspected: gone")
+    return Verdict(OutcomeStatus.FAILED, result.message)
