@@ -29,6 +29,7 @@ from gcd.errors import (
     RunRefusedError,
 )
 from gcd.host.permissions import OVERRIDE_ENV, OVERRIDE_OPTION, allow_insecure_permissions
+from gcd.host.state import State
 from gcd.host.statedir import ensure_state_dir
 from gcd.logs import configure_logging
 from gcd.metrics.definitions import Metrics
@@ -162,16 +163,13 @@ def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
     try:
         result = run_once(Engine(args.host), policy, args.state_dir)
     except GcdError as exc:
-        elapsed = time.monotonic() - started
-        now = datetime.now(UTC)
-        if isinstance(exc, RunRefusedError):
-            metrics.record_safety_abort()
-            metrics.record_cycle("once", "refused", elapsed, now)
-        else:
-            unreachable = isinstance(exc, EngineUnreachableError)
-            metrics.record_failure(
-                trigger="once", duration_seconds=elapsed, now=now, engine_unreachable=unreachable
-            )
+        unreachable = isinstance(exc, EngineUnreachableError)
+        metrics.record_failure(
+            trigger="once",
+            duration_seconds=time.monotonic() - started,
+            now=datetime.now(UTC),
+            engine_unreachable=unreachable,
+        )
         write_textfile(registry, args.textfile)
         raise
     metrics.record_result(
@@ -182,6 +180,12 @@ def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
 
 
 def _report_run(args: argparse.Namespace, result: RunResult) -> int:
+    if result.plan.refusal is not None:
+        if args.output == "json":
+            write_json(run_document(result.plan, result.report, 0), sys.stdout)
+        error = RunRefusedError(result.plan.refusal)
+        print(f"gcd: {error}", file=sys.stderr)
+        return int(error.exit_code)
     if args.output == "json":
         write_json(run_document(result.plan, result.report, result.freed_bytes), sys.stdout)
     else:
@@ -199,6 +203,7 @@ def _daemon(args: argparse.Namespace) -> int:
 
     policy = load_trusted_policy(args.policy)
     ensure_state_dir(args.state_dir)
+    State.load(args.state_dir)  # a damaged database stops the daemon here, not every cycle
     web_config = load_web_config(args.web_config) if args.web_config else None
     registry = CollectorRegistry()
     metrics = Metrics(registry)

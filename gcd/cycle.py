@@ -88,9 +88,13 @@ def run_once(
     pressure: Pressure | None = None,
     trigger: str = "once",
 ) -> RunResult:
-    """Plan and execute under the host-wide lock; raises RunRefusedError when refused."""
+    """Plan and execute under the host-wide lock. A plan that a safety limit refuses is not
+    executed: the result carries it (`plan.refusal`) with an empty report."""
     with hold_lock(state_dir):
         planned = plan_once(engine, policy, state_dir, now, pressure)
+        if planned.plan.refusal is not None:
+            log.warning("run_refused", trigger=trigger, refusal=planned.plan.refusal)
+            return RunResult(planned.snapshot, planned.plan, Report(()), 0)
         report = execute(planned.plan, engine, stop=stop, on_outcome=on_outcome)
     freed = freed_by(planned.snapshot, report)
     log.info(

@@ -38,7 +38,7 @@ from gcd.errors import (
     PolicyError,
 )
 from gcd.host.disk import DiskError, DiskUsage, measure
-from gcd.host.state import State
+from gcd.host.state import Scope, State
 from gcd.observer import CycleObserver
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
 
@@ -75,7 +75,7 @@ class Daemon:
         self.cycle_lock = threading.Lock()
         self.state_lock = threading.Lock()
         self.heartbeat = time.monotonic()
-        self.pending_uses: dict[str, datetime] = {}
+        self.pending_uses: dict[tuple[Scope, str], datetime] = {}
         self.pending_lock = threading.Lock()
         self.pressure_backoff_until = 0.0
         self.last_status = "starting"
@@ -104,12 +104,12 @@ class Daemon:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def _record_use(self, image_id: str, when: datetime) -> None:
+    def _record_use(self, scope: Scope, image_id: str, when: datetime) -> None:
         # The event reader must never block (the engine drops events for slow readers), so
-        # uses are buffered here and written to the state file by `flush_uses`.
+        # uses are buffered here and written to the state by `flush_uses`.
         with self.pending_lock:
-            previous = self.pending_uses.get(image_id)
-            self.pending_uses[image_id] = max(previous, when) if previous else when
+            previous = self.pending_uses.get((scope, image_id))
+            self.pending_uses[scope, image_id] = max(previous, when) if previous else when
         log.debug("image_used", image=image_id[7:19], at=when.isoformat())
 
     def flush_uses(self) -> None:
@@ -117,11 +117,21 @@ class Daemon:
             uses, self.pending_uses = self.pending_uses, {}
         if not uses:
             return
-        with self.state_lock:
-            state = State.load(self.settings.state_dir)
-            for image_id, when in uses.items():
-                state.mark_used(image_id, when)
-            state.save()
+        try:
+            with self.state_lock:
+                for scope in sorted({scope for scope, _ in uses}):
+                    state = State.load(self.settings.state_dir, scope)
+                    for (of, image_id), when in uses.items():
+                        if of == scope:
+                            state.mark_used(image_id, when)
+                    state.save()
+        except GcdError:
+            # Kept for the next flush: writing a use twice changes nothing (MAX).
+            with self.pending_lock:
+                for key, when in uses.items():
+                    newer = self.pending_uses.get(key)
+                    self.pending_uses[key] = max(newer, when) if newer else when
+            raise
 
     def _flush_quietly(self) -> None:
         try:
@@ -198,16 +208,22 @@ class Daemon:
             log.warning("cycle_failed", trigger=trigger, error=str(exc))
             return None
         except GcdError as exc:
-            result_label = "refused" if exc.exit_code == 4 else "failure"
-            self.observer.cycle_failed(trigger, result_label, time.monotonic() - started)
-            self._status(f"last cycle {result_label}: {exc}")
-            log.warning("cycle_failed", trigger=trigger, error=str(exc), result=result_label)
+            self.observer.cycle_failed(trigger, "failure", time.monotonic() - started)
+            self._status(f"last cycle failure: {exc}")
+            log.warning("cycle_failed", trigger=trigger, error=str(exc), result="failure")
+            return None
+        if result.plan.refusal is not None:
+            self.observer.cycle_failed(trigger, "refused", time.monotonic() - started)
+            self._status(f"last cycle refused: {result.plan.refusal}")
+            log.warning(
+                "cycle_failed", trigger=trigger, error=result.plan.refusal, result="refused"
+            )
             return None
         self.observer.engine_up(True)
         self._observe_docker_usage()
         fs_freed = before.used_bytes - after.used_bytes if before and after else None
         self.observer.cycle_finished(trigger, result, time.monotonic() - started, fs_freed)
-        if result.plan.pressure is not None and "nothing evictable" in result.plan.pressure:
+        if result.plan.shortfall:
             backoff = max(300.0, 10 * self._check_every_seconds())
             self.pressure_backoff_until = time.monotonic() + backoff
             log.warning("pressure_unresolved", detail=result.plan.pressure, backoff_s=backoff)
