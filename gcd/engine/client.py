@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
+from gcd.engine.api import RemoveResult, RemoveStatus, refused
 from gcd.errors import EngineError, EngineUnreachableError
+
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "MAX_API_VERSION",
+    "MIN_API_VERSION",
+    "Engine",
+    "RemoveResult",
+    "RemoveStatus",
+    "is_podman",
+    "negotiate_api_version",
+]
 
 DEFAULT_TIMEOUT_SECONDS = 60
 MAX_API_VERSION = "1.45"
@@ -24,9 +34,6 @@ MAX_API_VERSION = "1.45"
 version, as the Docker CLI negotiates: API 1.52 drops `df` and event fields gcd reads."""
 MIN_API_VERSION = "1.41"
 """Docker 20.10 and Podman 5's compatible API."""
-
-# Podman 5 answers 500, not 409, to a delete by id of an image with several tags.
-_PODMAN_CONFLICTS = ("please force removal",)
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -48,24 +55,6 @@ def negotiate_api_version(server: Mapping[str, Any]) -> str:
             "(Docker 20.10, Podman 4)"
         )
     return min(offered, MAX_API_VERSION, key=_version_key)
-
-
-class RemoveStatus(StrEnum):
-    REMOVED = "removed"
-    NOT_FOUND = "not_found"
-    CONFLICT = "conflict"
-    SERVER_ERROR = "server_error"
-    TIMEOUT = "timeout"
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveResult:
-    status: RemoveStatus
-    message: str = ""
-    untagged: tuple[str, ...] = ()
-    """The references the engine says it removed (`Untagged` items, familiar spelling)."""
-    deleted: tuple[str, ...] = ()
-    """The image and layer ids the engine says it deleted (`Deleted` items)."""
 
 
 def _full_id(name: str) -> bool:
@@ -96,8 +85,9 @@ def _unreachable(host: str, exc: Exception) -> EngineUnreachableError:
 
 
 class Engine:
-    """A Docker engine. Methods return parsed JSON of the Engine API; records are made in
-    `snapshot.py`. The client is created lazily, so constructing an Engine never fails."""
+    """A Docker engine, implementing `gcd.engine.api.EngineApi`. Methods return parsed JSON
+    of the Engine API; records are made in `snapshot.py`. The client is created lazily, so
+    constructing an Engine never fails."""
 
     def __init__(self, host: str | None = None, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -258,11 +248,7 @@ class Engine:
         except docker.errors.NotFound as exc:
             return RemoveResult(RemoveStatus.NOT_FOUND, str(exc.explanation or exc))
         except docker.errors.APIError as exc:
-            code = exc.status_code or 0
-            message = str(exc.explanation or exc)
-            conflict = code == 409 or (code == 500 and any(m in message for m in _PODMAN_CONFLICTS))
-            status = RemoveStatus.CONFLICT if conflict else RemoveStatus.SERVER_ERROR
-            return RemoveResult(status, message)
+            return refused(exc.status_code or 0, str(exc.explanation or exc))
         except requests.exceptions.ConnectionError as exc:
             raise _unreachable(self.host, exc) from exc
         except requests.exceptions.Timeout as exc:

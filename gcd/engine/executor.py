@@ -23,7 +23,7 @@ import structlog
 
 from gcd.core.kind import Kind
 from gcd.core.plan import Decision, Plan
-from gcd.engine.client import Engine
+from gcd.engine.api import EngineApi
 from gcd.engine.kinds import images
 from gcd.engine.outcomes import ATTENTION, Outcome, OutcomeStatus, Removal, Report, Verdict
 from gcd.errors import EngineUnreachableError, RunRefusedError
@@ -63,7 +63,7 @@ def _log(outcome: Outcome) -> None:
         log.info(f"{kind}_skipped", **fields)
 
 
-ADAPTERS: dict[Kind, Callable[[Decision, Engine, datetime], Removal]] = {
+ADAPTERS: dict[Kind, Callable[[Decision, EngineApi, datetime], Removal]] = {
     Kind.IMAGE: images.ImageRemoval,
 }
 """How to re-check and remove an object of each kind (`gcd.engine.kinds`)."""
@@ -71,11 +71,10 @@ ADAPTERS: dict[Kind, Callable[[Decision, Engine, datetime], Removal]] = {
 
 def execute(
     plan: Plan,
-    engine: Engine,
+    engine: EngineApi,
     *,
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
-    before_delete: Callable[[Decision], None] | None = None,
 ) -> Report:
     """Apply `plan`'s deletions in order; one `Outcome` per planned deletion, logged as one
     `<kind>_removed` or `<kind>_skipped` event (`image_removed`) and passed to `on_outcome`.
@@ -83,10 +82,6 @@ def execute(
     Raises `RunRefusedError` for a refused plan before touching anything. `stop` ends the run
     after the image in progress: the rest is `not_attempted`, and `Report.aborted` stays None
     (a requested stop is no failure); an unreachable engine sets it.
-
-    Test seam, never used in production: `before_delete(decision)` runs before each image's
-    checks, so that tests can change the engine between plan and execution deterministically
-    (the integration tests put a proxy in front of the engine for the moments in between).
     """
     if plan.refusal is not None:
         raise RunRefusedError(plan.refusal)
@@ -100,8 +95,6 @@ def execute(
         else:
             attempt = ADAPTERS[decision.key.kind](decision, engine, plan.created_at)
             try:
-                if before_delete is not None:
-                    before_delete(decision)
                 verdict = attempt.run()
             except EngineUnreachableError as exc:
                 aborted = f"the engine became unreachable: {exc}"

@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gcd.engine.client import Engine
+from gcd.engine.api import EngineApi
 from gcd.engine.times import parse_go_time
 
 
@@ -156,7 +156,7 @@ def sizes_from_history(history: list[dict[str, Any]], count: int) -> tuple[int, 
 
 
 def layers_from_engine(
-    engine: Engine, image_id: str, size_bytes: int, *, own_bytes: bool = True
+    engine: EngineApi, image_id: str, size_bytes: int, *, own_bytes: bool = True
 ) -> ImageLayers | None:
     """Source 2 (or 3 when the history is ambiguous); None when the image is gone.
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from gcd.core.kind import Key
 from gcd.core.plan import Decision
 from gcd.core.rules import RuleId
-from gcd.engine.client import Engine, RemoveResult, RemoveStatus
+from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus
 
 
 class OutcomeStatus(StrEnum):
@@ -77,7 +77,7 @@ class Removal:
     """Removing one planned object of one kind; each kind's adapter subclasses it.
     `touched`: a modifying request was sent (an engine lost after it makes that `failed`)."""
 
-    def __init__(self, decision: Decision, engine: Engine, since: datetime) -> None:
+    def __init__(self, decision: Decision, engine: EngineApi, since: datetime) -> None:
         self.decision = decision
         self.engine = engine
         self.since = since

@@ -1,6 +1,7 @@
 """The executor on the suite's own engine: races between plan and execution, made
-deterministic with the executor's `before_delete` seam and, for the moments between two of
-its requests, a proxy in front of the engine (`tests/integration/proxy.py`)."""
+deterministic with a proxy in front of the engine (`tests/integration/proxy.py`) that changes
+the engine right before a chosen request of gcd's: the re-inspect of a planned image (before
+its checks), or the request that deletes it (the moment after them)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from structlog.testing import capture_logs
 
 from gcd.core.evaluate import evaluate
 from gcd.core.kinds.images import DanglingPolicy, ImagePolicy
-from gcd.core.plan import Decision, Plan
+from gcd.core.plan import Plan
 from gcd.core.policy import Policy
 from gcd.core.references import parse_reference
 from gcd.core.safety import Safety
@@ -37,7 +38,7 @@ from tests.integration.images import (
     load,
     runnable_layer,
 )
-from tests.integration.proxy import EngineProxy, deleting
+from tests.integration.proxy import EngineProxy, Match, deleting
 
 pytestmark = pytest.mark.core  # conflicts, re-tags and replaced tags differ per engine
 
@@ -84,6 +85,19 @@ def statuses(report: Report) -> dict[str, OutcomeStatus]:
     return {o.key.id: o.status for o in report.outcomes}
 
 
+def reinspect(image_id: str | None = None) -> Match:
+    """The executor's first request for a planned image (`image_id`, or any): `GET
+    /images/sha256:…/json`, the re-inspect before its checks. Planning is done before a hook
+    is registered, so the snapshot's own inspects never match."""
+
+    def match(method: str, path: str) -> bool:
+        route = path.split("?", maxsplit=1)[0]
+        wanted = f"/images/{image_id}/json" if image_id else "/json"
+        return method == "GET" and "/images/sha256:" in route and route.endswith(wanted)
+
+    return match
+
+
 def spec(seed: str, *tags: str, runnable: bool = False) -> ImageSpec:
     layers = (runnable_layer(),) if runnable else ()
     return image(*layers, layer(20_000, seed), tags=tags)
@@ -118,16 +132,19 @@ def test_an_unused_single_tag_image_is_deleted_by_id(
 def test_a_container_created_after_the_plan_keeps_its_image_and_nothing_is_forced(
     clean_engine: PrivateEngine,
     api: docker.APIClient,
-    engine: Engine,
     traits: Traits,
     tmp_path: Path,
 ) -> None:
     (target,) = load(api, spec("x-used", "x/used:1", runnable=True))
-    plan = plan_now(engine, tmp_path)
     containers: list[str] = []
-    report = execute(
-        plan, engine, before_delete=lambda _: containers.append(stopped_container(api, target))
-    )
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+        proxy.before(
+            reinspect(target), lambda *_: containers.append(stopped_container(api, target))
+        )
+        report = execute(plan, engine)
+        engine.close()
     (outcome,) = report.outcomes
     assert outcome.status is OutcomeStatus.SKIPPED_IN_USE
     assert any(state in outcome.detail for state in traits.exited_states), outcome.detail
@@ -138,18 +155,19 @@ def test_a_container_created_after_the_plan_keeps_its_image_and_nothing_is_force
 def test_a_tag_moved_to_a_new_image_leaves_the_new_image_alone(
     clean_engine: PrivateEngine,
     api: docker.APIClient,
-    engine: Engine,
     traits: Traits,
     tmp_path: Path,
 ) -> None:
     (old,) = load(api, spec("x-old", "x/app:latest"))
-    plan = plan_now(engine, tmp_path)
     rebuilt: list[str] = []
-    report = execute(
-        plan,
-        engine,
-        before_delete=lambda _: rebuilt.extend(load(api, spec("x-new", "x/app:latest"))),
-    )
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+        proxy.before(
+            reinspect(old), lambda *_: rebuilt.extend(load(api, spec("x-new", "x/app:latest")))
+        )
+        report = execute(plan, engine)
+        engine.close()
     assert tags_of(api, rebuilt[0]) == {"x/app:latest"}
     if traits.load_drops_replaced:  # the containerd store deleted the old image itself
         assert statuses(report) == {old: OutcomeStatus.ALREADY_GONE}
@@ -163,17 +181,20 @@ def test_a_tag_moved_to_a_new_image_leaves_the_new_image_alone(
 def test_an_image_tagged_again_after_the_plan_is_skipped(
     clean_engine: PrivateEngine,
     api: docker.APIClient,
-    engine: Engine,
     traits: Traits,
     tmp_path: Path,
 ) -> None:
     (target,) = load(api, spec("x-retag", "x/retag:1"))
-    plan = plan_now(engine, tmp_path)
 
-    def retag(_: Decision) -> None:
+    def retag(*_: str) -> None:
         api.tag(target, "x/retag", "1")
 
-    report = execute(plan, engine, before_delete=retag)
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+        proxy.before(reinspect(target), retag)
+        report = execute(plan, engine)
+        engine.close()
     (outcome,) = report.outcomes
     if not traits.retag_stamps_time:
         # Re-tagging with a tag it already has leaves no trace in the image's record on the
@@ -308,11 +329,15 @@ def test_a_container_created_from_the_planned_image_in_the_last_moment_is_report
 
 
 def test_an_image_deleted_by_someone_else_is_already_gone(
-    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
 ) -> None:
     (target,) = load(api, spec("x-gone", "x/gone:1"))
-    plan = plan_now(engine, tmp_path)
-    report = execute(plan, engine, before_delete=lambda d: api.remove_image(d.key.id))
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+        proxy.before(reinspect(target), lambda *_: api.remove_image(target))
+        report = execute(plan, engine)
+        engine.close()
     assert statuses(report) == {target: OutcomeStatus.ALREADY_GONE}
     assert report.failed == ()
 
@@ -330,12 +355,16 @@ def test_a_refused_plan_deletes_nothing(
 
 
 def test_a_stop_request_finishes_the_current_image_and_attempts_no_more(
-    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine, tmp_path: Path
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
 ) -> None:
     load(api, spec("x-s1", "x/s:1"), spec("x-s2", "x/s:2"), spec("x-s3", "x/s:3"))
-    plan = plan_now(engine, tmp_path)
     stop = threading.Event()
-    report = execute(plan, engine, stop=stop, before_delete=lambda _: stop.set())
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+        proxy.before(reinspect(), lambda *_: stop.set(), times=None)
+        report = execute(plan, engine, stop=stop)
+        engine.close()
     assert [o.status for o in report.outcomes] == [
         OutcomeStatus.REMOVED,
         OutcomeStatus.NOT_ATTEMPTED,
@@ -352,17 +381,19 @@ def test_an_engine_that_stops_mid_run_aborts_cleanly(tmp_path: Path) -> None:
         client = docker.APIClient(base_url=private.host, version="auto", timeout=60)
         load(client, spec("x-a1", "x/a:1"), spec("x-a2", "x/a:2"), spec("x-a3", "x/a:3"))
         client.close()
-        engine = Engine(private.host)
-        plan = plan_now(engine, tmp_path)
-        calls: list[Decision] = []
+        calls: list[str] = []
 
-        def stop_engine_before_the_second(decision: Decision) -> None:
-            calls.append(decision)
+        def stop_engine_before_the_second(_method: str, path: str) -> None:
+            calls.append(path)
             if len(calls) == 2:
                 private.stop_engine()
 
-        report = execute(plan, engine, before_delete=stop_engine_before_the_second)
-        engine.close()
+        with EngineProxy(private.socket) as proxy:
+            engine = Engine(proxy.host)
+            plan = plan_now(engine, tmp_path)
+            proxy.before(reinspect(), stop_engine_before_the_second, times=None)
+            report = execute(plan, engine)
+            engine.close()
     assert [o.status for o in report.outcomes] == [
         OutcomeStatus.REMOVED,
         OutcomeStatus.NOT_ATTEMPTED,

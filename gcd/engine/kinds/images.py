@@ -41,7 +41,7 @@ from gcd.core.kind import short_id
 from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision
 from gcd.core.references import ReferenceError, parse_reference
-from gcd.engine.client import Engine, RemoveResult, RemoveStatus
+from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus
 from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict, classify_after_reinspect
 from gcd.engine.times import parse_engine_time
 from gcd.errors import EngineError
@@ -95,7 +95,7 @@ def _users(containers: list[dict[str, Any]], image_id: str) -> list[str]:
 class ImageRemoval(Removal):
     """Deleting one planned image."""
 
-    def __init__(self, decision: Decision, engine: Engine, since: datetime) -> None:
+    def __init__(self, decision: Decision, engine: EngineApi, since: datetime) -> None:
         super().__init__(decision, engine, since)
         self.image = image_of(decision)
         self.image_id = self.image.id

@@ -1,0 +1,103 @@
+"""What gcd asks of an engine: the interface the executor, the snapshot, the layer sources and
+the usage tracker are written against.
+
+`gcd.engine.client.Engine` is the implementation that talks to a real engine through the
+docker SDK; `tests/unit/fake_engine.py` is an in-memory one for unit tests. Methods return the
+Engine API's parsed JSON (records are made in `snapshot.py`); a removal is answered with a
+`RemoveResult`, never raised, except that an unreachable engine raises
+`EngineUnreachableError` from any call. Other failures of the non-removal calls raise
+`EngineError`. No I/O and no docker import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+PODMAN_CONFLICTS = ("please force removal",)
+"""Podman 5 answers 500, not 409, to a delete by id of an image with several tags."""
+
+
+class RemoveStatus(StrEnum):
+    REMOVED = "removed"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveResult:
+    status: RemoveStatus
+    message: str = ""
+    untagged: tuple[str, ...] = ()
+    """The references the engine says it removed (`Untagged` items, the engine's spelling)."""
+    deleted: tuple[str, ...] = ()
+    """The image and layer ids the engine says it deleted (`Deleted` items)."""
+
+
+def refused(status_code: int, message: str) -> RemoveResult:
+    """An engine's error answer to a removal, classified: 404 is `NOT_FOUND`, 409 (and
+    Podman's 500 "please force removal") a `CONFLICT`, anything else a `SERVER_ERROR`."""
+    if status_code == 404:
+        return RemoveResult(RemoveStatus.NOT_FOUND, message)
+    podman_conflict = status_code == 500 and any(m in message for m in PODMAN_CONFLICTS)
+    if status_code == 409 or podman_conflict:
+        return RemoveResult(RemoveStatus.CONFLICT, message)
+    return RemoveResult(RemoveStatus.SERVER_ERROR, message)
+
+
+class EngineApi(Protocol):
+    """A Docker-compatible engine, as gcd's engine-facing modules use it."""
+
+    @property
+    def host(self) -> str:
+        """Where the engine listens (`unix:///…`, `tcp://…`): the layer store reads the
+        engine's databases only when it is local."""
+        ...
+
+    @property
+    def podman(self) -> bool:
+        """The engine is Podman's Docker-compatible service (its `force` removes containers)."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """`GET /info`."""
+        ...
+
+    def list_images(self) -> list[dict[str, Any]]:
+        """`GET /images/json?all=0`: top-level images."""
+        ...
+
+    def list_containers(self) -> list[dict[str, Any]]:
+        """`GET /containers/json?all=1`: containers in every state, without sizes."""
+        ...
+
+    def inspect_image(self, image: str) -> dict[str, Any] | None:
+        """`GET /images/{id}/json`, or None when the image does not exist."""
+        ...
+
+    def image_history(self, image: str) -> list[dict[str, Any]] | None:
+        """`GET /images/{id}/history`, newest entry first, or None when the image does not
+        exist."""
+        ...
+
+    def inspect_container(self, container: str) -> dict[str, Any] | None:
+        """`GET /containers/{id}/json`, or None when the container does not exist."""
+        ...
+
+    def remove_image(self, name: str, *, force: bool = False) -> RemoveResult:
+        """`DELETE /images/{name}`, classified, with the engine's answer. `force` only by
+        full id and never on Podman, whose force removes the containers of the image."""
+        ...
+
+    def untag_image_by_id(self, image_id: str, repository: str, tag: str) -> RemoveResult:
+        """Podman only: remove the name `repository:tag` from the image `image_id` and from
+        nothing else; `NOT_FOUND` when the name is not on that image."""
+        ...
+
+    def events(self, since: int | None = None, **filters: list[str]) -> Iterator[dict[str, Any]]:
+        """`GET /events` as decoded dicts; the stream may end at any time (reconnect)."""
+        ...
