@@ -19,6 +19,7 @@ from gcd.config.webconfig import load_web_config
 from gcd.core.policy import Policy
 from gcd.core.references import ReferenceError, parse_reference
 from gcd.cycle import DEFAULT_STATE_DIR, RunResult, plan_once, run_once
+from gcd.documents import FORMATS, LATEST_FORMAT, plan_document, run_document, write_json
 from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.errors import (
@@ -38,13 +39,7 @@ from gcd.metrics.server import DEFAULT_ADDRESS as DEFAULT_METRICS_ADDRESS
 from gcd.metrics.server import MetricsServer
 from gcd.metrics.textfile import DEFAULT_NAME as DEFAULT_TEXTFILE_NAME
 from gcd.metrics.textfile import restore_counters, write_textfile
-from gcd.render import (
-    plan_document,
-    run_document,
-    write_json,
-    write_plan_table,
-    write_run_table,
-)
+from gcd.render import write_plan_table, write_run_table
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
 FAILED_STATUSES = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
@@ -102,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy file")
         if output:
             sub.add_argument("-o", "--output", choices=("table", "json"), default="table")
+            sub.add_argument(
+                "--format-version",
+                type=int,
+                choices=FORMATS,
+                default=LATEST_FORMAT,
+                help=f"JSON format (default {LATEST_FORMAT}; 1 is the images-only format of "
+                "gcd 0.1, kept for one release)",
+            )
 
     with_policy(command("plan", "show what a run would do; deletes nothing"))
     run = command("run", "evaluate the policy and delete what it does not keep")
@@ -139,7 +142,7 @@ def _plan(args: argparse.Namespace) -> int:
     policy = load_trusted_policy(args.policy)
     planned = plan_once(Engine(args.host), policy, args.state_dir)
     if args.output == "json":
-        write_json(plan_document(planned.plan), sys.stdout)
+        write_json(plan_document(planned.plan, args.format_version), sys.stdout)
     else:
         write_plan_table(planned.plan, sys.stdout)
     return ExitCode.RUN_REFUSED if planned.plan.refusal else ExitCode.OK
@@ -182,12 +185,15 @@ def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
 def _report_run(args: argparse.Namespace, result: RunResult) -> int:
     if result.plan.refusal is not None:
         if args.output == "json":
-            write_json(run_document(result.plan, result.report, 0), sys.stdout)
+            write_json(run_document(result.plan, result.report, 0, args.format_version), sys.stdout)
         error = RunRefusedError(result.plan.refusal)
         print(f"gcd: {error}", file=sys.stderr)
         return int(error.exit_code)
     if args.output == "json":
-        write_json(run_document(result.plan, result.report, result.freed_bytes), sys.stdout)
+        write_json(
+            run_document(result.plan, result.report, result.freed_bytes, args.format_version),
+            sys.stdout,
+        )
     else:
         write_run_table(result.report, result.freed_bytes, sys.stdout)
     if result.report.aborted:

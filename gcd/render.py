@@ -1,90 +1,24 @@
-"""Plans and run reports for people (rich tables) and for scripts (JSON, format 1)."""
+"""Plans and run reports for people: rich tables. JSON for scripts is in `gcd.documents`."""
 
 from __future__ import annotations
 
-import json
-from typing import IO, Any
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
 
+from gcd.core.kind import Kind
 from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision, Plan
 from gcd.core.units import format_bytes, format_duration
-from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
-
-JSON_FORMAT = 1
+from gcd.engine.outcomes import OutcomeStatus, Report
 
 
-def _references(decision: Decision) -> list[str]:
-    return [ref.familiar for ref in image_of(decision).tags] or ["<none>"]
-
-
-def decision_record(decision: Decision) -> dict[str, Any]:
-    image = image_of(decision)
-    return {
-        "id": image.id,
-        "references": [str(ref) for ref in image.tags],
-        "digests": [str(ref) for ref in image.digests],
-        "action": "delete" if decision.deletes else "keep",
-        "rule": decision.rule.value,
-        "detail": decision.detail,
-        "age_seconds": int(decision.age.total_seconds()),
-        "seen_at": image.seen_at.isoformat(),
-        "created": image.created.isoformat() if image.created else None,
-        "size_bytes": image.size_bytes,
-        "freed_bytes": decision.freed_bytes,
-    }
-
-
-def plan_summary(plan: Plan) -> dict[str, Any]:
-    return {
-        "images": len(plan.decisions),
-        "delete": len(plan.deletions),
-        "keep": len(plan.kept),
-        "freed_bytes": plan.freed_bytes,
-        "total_bytes": plan.total_bytes,
-        "by_rule": {rule.value: count for rule, count in plan.count_by_rule().items()},
-    }
-
-
-def plan_document(plan: Plan) -> dict[str, Any]:
-    return {
-        "format": JSON_FORMAT,
-        "kind": "plan",
-        "created_at": plan.created_at.isoformat(),
-        "refusal": plan.refusal,
-        "summary": plan_summary(plan),
-        "decisions": [decision_record(d) for d in plan.decisions],
-    }
-
-
-def outcome_record(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "id": outcome.key.id,
-        "references": list(outcome.references),
-        "rule": outcome.rule.value,
-        "status": outcome.status.value,
-        "detail": outcome.detail,
-        "freed_bytes": outcome.freed_bytes,
-    }
-
-
-def run_document(plan: Plan, report: Report, freed_bytes: int) -> dict[str, Any]:
-    document = plan_document(plan)
-    document["kind"] = "run"
-    document["outcomes"] = [outcome_record(o) for o in report.outcomes]
-    document["result"] = {
-        "aborted": report.aborted,
-        "freed_bytes": freed_bytes,
-        "by_status": {status.value: report.count(status) for status in OutcomeStatus},
-    }
-    return document
-
-
-def write_json(document: dict[str, Any], out: IO[str]) -> None:
-    json.dump(document, out, indent=2)
-    out.write("\n")
+def _names(decision: Decision) -> list[str]:
+    """What the REFERENCE column shows: an image's tags (its digests are in the JSON)."""
+    if decision.key.kind is Kind.IMAGE:
+        return [ref.familiar for ref in image_of(decision).tags] or ["<none>"]
+    return list(decision.subject.names) or ["<none>"]
 
 
 def _console(out: IO[str]) -> Console:
@@ -100,7 +34,7 @@ def write_plan_table(plan: Plan, out: IO[str]) -> None:
             table.add_column(column, no_wrap=column != "DETAIL")
     for decision in plan.decisions:
         table.add_row(
-            "\n".join(_references(decision)),
+            "\n".join(_names(decision)),
             decision.key.short,
             format_duration(decision.age),
             format_bytes(decision.subject.size_bytes),

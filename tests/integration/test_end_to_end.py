@@ -61,6 +61,37 @@ def test_the_example_policy_decides_every_sample_image_by_the_expected_rule(
     )
 
 
+def test_format_1_is_still_there_for_one_release_and_decides_the_same(
+    clean_engine: PrivateEngine, sample: SampleHost, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    latest = as_json(gcd(clean_engine.host, state, "plan", "--policy", str(EXAMPLE), "-o", "json"))
+    first = as_json(
+        gcd(
+            clean_engine.host,
+            state,
+            "plan",
+            "--policy",
+            str(EXAMPLE),
+            "-o",
+            "json",
+            "--format-version",
+            "1",
+        )
+    )
+    assert (latest["format"], latest["document"], first["format"], first["kind"]) == (
+        2,
+        "plan",
+        1,
+        "plan",
+    )
+    assert {d["kind"] for d in latest["decisions"]} == {"image"}
+    assert {d["id"]: d["rule"] for d in first["decisions"]} == {
+        d["id"]: d["rule"] for d in latest["decisions"]
+    }
+    assert first["summary"]["images"] == latest["summary"]["by_kind"]["image"]["objects"]
+
+
 def test_plan_deletes_nothing(
     clean_engine: PrivateEngine, sample: SampleHost, api: docker.APIClient, tmp_path: Path
 ) -> None:
