@@ -17,7 +17,7 @@ from gcd.config.loader import load_policy
 from gcd.config.trusted import load_trusted_policy, policy_findings
 from gcd.config.webconfig import load_web_config
 from gcd.core.policy import Policy
-from gcd.core.references import ReferenceError, parse_reference
+from gcd.core.references import InvalidReferenceError, parse_reference
 from gcd.cycle import DEFAULT_STATE_DIR, RunResult, plan_once, run_once
 from gcd.documents import FORMATS, LATEST_FORMAT, plan_document, run_document, write_json
 from gcd.engine.client import Engine
@@ -286,7 +286,7 @@ def _test_pattern(args: argparse.Namespace) -> int:
     for text in args.references:
         try:
             answer = describe_reference(policy, text)
-        except ReferenceError as exc:
+        except InvalidReferenceError as exc:
             answer, status = f"error: {exc}", ExitCode.BAD_POLICY_OR_USAGE
         print(f"{text}: {answer}")
     return status

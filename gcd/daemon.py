@@ -37,7 +37,7 @@ from gcd.errors import (
     InsecurePolicyError,
     PolicyError,
 )
-from gcd.host.disk import DiskError, DiskUsage, measure
+from gcd.host.disk import DiskUsage, measure
 from gcd.host.state import Scope, State
 from gcd.observer import CycleObserver
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
@@ -164,7 +164,7 @@ class Daemon:
         """The disk-pressure poll: above `high` → a cycle now, unless backing off."""
         try:
             pressure = self._pressure(self.disk_usage())
-        except (GcdError, DiskError) as exc:
+        except GcdError as exc:
             log.warning("disk_check_failed", error=str(exc))
             return
         if pressure is None or not pressure.above_high:

@@ -9,6 +9,7 @@ GcdError
 ├── EngineError            exit 1  the engine answered something gcd cannot use
 ├── RunRefusedError        exit 4  the plan exceeds a safety limit; nothing was deleted
 ├── LockHeldError          exit 5  another gcd process is executing on this host
+├── DiskError              exit 1  the watched filesystem cannot be measured (statvfs)
 └── StateError             exit 1  the state directory cannot be read or written
     └── InsecureStateError exit 1  others could write it, or its lock or state file is a link
 """
@@ -92,6 +93,12 @@ class RunRefusedError(GcdError):
 
 class LockHeldError(GcdError):
     exit_code = ExitCode.LOCKED
+
+
+class DiskError(GcdError):
+    """The watched path (`schedule.disk.path`) cannot be measured."""
+
+    exit_code = ExitCode.SOME_FAILED
 
 
 class StateError(GcdError):

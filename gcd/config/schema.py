@@ -23,7 +23,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gcd.core.kinds.images import DanglingPolicy
 from gcd.core.patterns import Pattern
+from gcd.core.policy import DiskWatermarks, Schedule
+from gcd.core.safety import Safety
 from gcd.core.units import parse_duration
 from gcd.errors import PatternError
 
@@ -129,10 +132,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+# Defaults come from the core's records, so that a policy file without a key and a policy
+# built in code mean the same.
+_SAFETY, _DANGLING, _DISK, _SCHEDULE = Safety(), DanglingPolicy(), DiskWatermarks(), Schedule()
+
+
 class SafetyModel(Strict):
-    min_age: Duration = timedelta(hours=1)
-    max_deletions_per_run: PositiveWhole = 500
-    max_delete_fraction: Fraction = 0.9
+    min_age: Duration = _SAFETY.min_age
+    max_deletions_per_run: PositiveWhole = _SAFETY.max_deletions_per_run
+    max_delete_fraction: Fraction = _SAFETY.max_delete_fraction
 
 
 class KeepRuleModel(Strict):
@@ -165,7 +173,7 @@ class KeepRuleModel(Strict):
 
 
 class DanglingModel(Strict):
-    keep_within: Duration = timedelta(hours=1)
+    keep_within: Duration = _DANGLING.keep_within
 
 
 class ImagesModel(Strict):
@@ -174,10 +182,10 @@ class ImagesModel(Strict):
 
 
 class DiskModel(Strict):
-    path: str | None = None
-    high: Fraction = 0.85
-    low: Fraction = 0.70
-    check_every: Duration = timedelta(seconds=30)
+    path: str | None = _DISK.path
+    high: Fraction = _DISK.high
+    low: Fraction = _DISK.low
+    check_every: Duration = _DISK.check_every
 
     @model_validator(mode="after")
     def _low_below_high(self) -> DiskModel:
@@ -189,7 +197,7 @@ class DiskModel(Strict):
 class ScheduleModel(Strict):
     every: Duration | None = None
     cron: Cron | None = None
-    jitter: Duration = timedelta(0)
+    jitter: Duration = _SCHEDULE.jitter
     disk: DiskModel | None = None
 
     @model_validator(mode="after")

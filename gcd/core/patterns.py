@@ -7,7 +7,7 @@ from typing import Any
 
 import re2
 
-from gcd.core.references import DEFAULT_REGISTRY, Reference
+from gcd.core.references import DEFAULT_REGISTRY, Reference, is_registry
 from gcd.errors import PatternError
 
 REGEX_PREFIX = "regex:"
@@ -20,7 +20,7 @@ def _normalise_glob(glob: str) -> str:
     first, sep, _rest = glob.partition("/")
     if first.startswith("**"):
         return glob
-    if sep and ("." in first or ":" in first or first == "localhost"):
+    if sep and is_registry(first):
         return glob
     if not sep:
         return f"{DEFAULT_REGISTRY}/library/{glob}"

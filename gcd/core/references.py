@@ -12,11 +12,13 @@ _DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
 
-class ReferenceError(ValueError):
+class InvalidReferenceError(ValueError):
     """Text that is not a Docker image reference."""
 
 
-def _is_registry(component: str) -> bool:
+def is_registry(component: str) -> bool:
+    """Whether the first path component names a registry (Docker's rule: a dot, a port or
+    `localhost`), as opposed to a Docker Hub user."""
     return "." in component or ":" in component or component == "localhost"
 
 
@@ -54,7 +56,7 @@ class Reference:
 def split_registry(name: str) -> tuple[str, str]:
     """Split `host:5000/team/app` into registry and path, applying Docker's defaults."""
     first, sep, rest = name.partition("/")
-    if sep and _is_registry(first):
+    if sep and is_registry(first):
         registry, path = first, rest
     else:
         registry, path = DEFAULT_REGISTRY, name
@@ -69,20 +71,20 @@ def parse_reference(text: str) -> Reference:
     """Parse `[registry[:port]/]path[:tag][@digest]` the way the Docker daemon does."""
     raw = text.strip()
     if not raw or raw != text or " " in raw:
-        raise ReferenceError(f"not an image reference: {text!r}")
+        raise InvalidReferenceError(f"not an image reference: {text!r}")
     name, _, digest = raw.partition("@")
     if digest and not _DIGEST.match(digest):
-        raise ReferenceError(f"invalid digest in {text!r}")
+        raise InvalidReferenceError(f"invalid digest in {text!r}")
     tag: str | None = None
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash:
         name, tag = name[:colon], name[colon + 1 :]
         if not _TAG.match(tag):
-            raise ReferenceError(f"invalid tag in {text!r}")
+            raise InvalidReferenceError(f"invalid tag in {text!r}")
     if not name or name.endswith("/") or "//" in name:
-        raise ReferenceError(f"invalid repository name in {text!r}")
+        raise InvalidReferenceError(f"invalid repository name in {text!r}")
     registry, path = split_registry(name)
     if path != path.lower():
-        raise ReferenceError(f"repository names must be lowercase: {text!r}")
+        raise InvalidReferenceError(f"repository names must be lowercase: {text!r}")
     return Reference(registry, path, tag, digest or None)

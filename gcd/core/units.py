@@ -7,6 +7,7 @@ from datetime import timedelta
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LARGEST_FIRST = sorted(_DURATION_UNITS.items(), key=lambda item: -item[1])
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B|B)?\s*$")
 _SIZE_UNITS = {
     "B": 1,
@@ -54,7 +55,14 @@ def format_duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 0:
         return "future"
-    for unit, length in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= length:
-            return f"{seconds // length}{unit}"
-    return f"{seconds}s"
+    unit, length = next((u, n) for u, n in _LARGEST_FIRST if seconds >= n or n == 1)
+    return f"{seconds // length}{unit}"
+
+
+def spell_duration(delta: timedelta) -> str:
+    """Exact, as a policy file would spell it: `7d`, `90m`, `1h`, `45s`."""
+    seconds = int(delta.total_seconds())
+    unit, length = next(
+        (u, n) for u, n in _LARGEST_FIRST if (seconds >= n and seconds % n == 0) or n == 1
+    )
+    return f"{seconds // length}{unit}"

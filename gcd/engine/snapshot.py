@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from gcd.core.records import Container, ContainerState, Image, Snapshot
-from gcd.core.references import Reference, ReferenceError, parse_reference
+from gcd.core.references import InvalidReferenceError, Reference, parse_reference
 from gcd.engine.client import Engine
 from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store, layers_from_engine
 from gcd.host.state import State
@@ -50,7 +50,7 @@ def parse_references(values: Any) -> tuple[Reference, ...]:
             continue
         try:
             references.append(parse_reference(value))
-        except ReferenceError:
+        except InvalidReferenceError:
             log.warning("reference_unparsed", reference=value)
     return tuple(sorted(set(references)))
 

@@ -7,11 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gcd.core.budget import Pressure
-from gcd.errors import GcdError
-
-
-class DiskError(GcdError):
-    """The watched path cannot be measured."""
+from gcd.errors import DiskError
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from gcd.core.references import ReferenceError, parse_reference
+from gcd.core.references import InvalidReferenceError, parse_reference
 from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus, refused
 from gcd.errors import EngineError, EngineUnreachableError
 
@@ -81,7 +81,7 @@ def _normal(name: str) -> str:
     it would not accept is kept as written, so that a test can make the engine list one."""
     try:
         reference = parse_reference(name)
-    except ReferenceError:
+    except InvalidReferenceError:
         return name
     text = str(reference)
     return f"{text}:latest" if reference.tag is None and reference.digest is None else text
@@ -90,14 +90,14 @@ def _normal(name: str) -> str:
 def _familiar(name: str) -> str:
     try:
         return parse_reference(name).familiar
-    except ReferenceError:
+    except InvalidReferenceError:
         return name
 
 
 def _repository(name: str) -> str:
     try:
         return parse_reference(name).repository
-    except ReferenceError:
+    except InvalidReferenceError:
         return name
 
 

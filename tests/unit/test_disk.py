@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from gcd.host.disk import DiskError, measure
+from gcd.errors import DiskError
+from gcd.host.disk import measure
 
 
 def test_usage_agrees_with_df(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import pytest
 
@@ -28,10 +29,10 @@ REPORT = Report(
 )
 
 
-def roundtrip(document: dict[str, object]) -> dict[str, object]:
+def roundtrip(document: dict[str, Any]) -> dict[str, Any]:
     out = io.StringIO()
     write_json(document, out)
-    parsed: dict[str, object] = json.loads(out.getvalue())
+    parsed: dict[str, Any] = json.loads(out.getvalue())
     return parsed
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gcd.core.patterns import Pattern
-from gcd.core.references import ReferenceError, parse_reference
+from gcd.core.references import InvalidReferenceError, parse_reference
 from gcd.errors import PatternError
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -41,7 +41,7 @@ def test_a_port_is_not_a_tag() -> None:
 
 @pytest.mark.parametrize("text", ["", "App:1", "app:", "a//b", "app@sha256:xyz", " app"])
 def test_invalid_references_are_rejected(text: str) -> None:
-    with pytest.raises(ReferenceError):
+    with pytest.raises(InvalidReferenceError):
         parse_reference(text)
 
 

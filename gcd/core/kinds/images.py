@@ -13,7 +13,7 @@ from gcd.core.plan import Decision, Judgement
 from gcd.core.records import Image, Snapshot
 from gcd.core.rules import RuleId
 from gcd.core.safety import Safety
-from gcd.core.units import format_duration
+from gcd.core.units import format_duration, spell_duration
 
 KIND = Kind.IMAGE
 
@@ -73,18 +73,10 @@ class KeepRule:
         if self.newest is not None:
             parts.append(f"newest {self.newest}")
         if self.younger_than is not None:
-            parts.append(f"younger_than {_fmt(self.younger_than)}")
+            parts.append(f"younger_than {spell_duration(self.younger_than)}")
         if self.used_within is not None:
-            parts.append(f"used_within {_fmt(self.used_within)}")
+            parts.append(f"used_within {spell_duration(self.used_within)}")
         return f"images.keep[{self.index}] " + " ".join(parts)
-
-
-def _fmt(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, length in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % length == 0 and seconds >= length:
-            return f"{seconds // length}{unit}"
-    return f"{seconds}s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ import structlog
 from gcd.core.kind import short_id
 from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision
-from gcd.core.references import ReferenceError, parse_reference
+from gcd.core.references import InvalidReferenceError, parse_reference
 from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus
 from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict, classify_after_reinspect
 from gcd.engine.times import parse_engine_time
@@ -54,7 +54,7 @@ _NONE_TAG = "<none>:<none>"
 def _normalise(raw: str) -> str:
     try:
         return str(parse_reference(raw))
-    except ReferenceError:
+    except InvalidReferenceError:
         return raw  # never equal to a planned (parsed) tag, so the image is skipped
 
 
