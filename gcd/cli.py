@@ -16,6 +16,7 @@ from gcd import __version__
 from gcd.config.loader import load_policy
 from gcd.config.trusted import load_trusted_policy, policy_findings
 from gcd.config.webconfig import load_web_config
+from gcd.core.kinds.images import explain_reference
 from gcd.core.policy import Policy
 from gcd.core.references import InvalidReferenceError, parse_reference
 from gcd.cycle import DEFAULT_STATE_DIR, RunResult, plan_once, run_once
@@ -251,32 +252,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def describe_reference(policy: Policy, text: str) -> str:
-    """What the policy's keep rules say about one reference, without an engine: the first
-    rule that holds on the reference alone, and the conditional rules before it."""
-    reference = parse_reference(text)
+    """What the policy's keep rules say about one reference, without an engine."""
     if policy.images is None:
         return "not touched: the policy has no images section"
-    conditional: list[str] = []
-    for rule in policy.images.keep:
-        if rule.references and not any(p.matches(reference) for p in rule.references):
-            continue
-        conditions = []
-        if rule.labels:
-            conditions.append("its labels match")
-        if rule.newest is not None:
-            conditions.append(f"it is among the {rule.newest} newest of {reference.repository}")
-        if rule.younger_than is not None or rule.used_within is not None:
-            conditions.append("its local age or last use is recent enough")
-        if conditions:
-            conditional.append(
-                f"{rule.describe()} ({rule.rule_id.value}) if " + " and ".join(conditions)
-            )
-            continue
-        answer = f"kept by {rule.describe()} ({rule.rule_id.value})"
-        return answer + ("; earlier, " + "; ".join(conditional) if conditional else "")
-    if conditional:
-        return "kept only by " + "; or ".join(conditional)
-    return "no keep rule holds: deleted once older than safety.min_age and unused"
+    return explain_reference(policy.images, parse_reference(text))
 
 
 def _test_pattern(args: argparse.Namespace) -> int:

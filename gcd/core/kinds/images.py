@@ -11,6 +11,7 @@ from gcd.core.kind import Kind
 from gcd.core.patterns import Pattern
 from gcd.core.plan import Decision, Judgement
 from gcd.core.records import Image, Snapshot
+from gcd.core.references import Reference
 from gcd.core.rules import RuleId
 from gcd.core.safety import Safety
 from gcd.core.units import format_duration, spell_duration
@@ -232,3 +233,29 @@ def unmanaged(snapshot: Snapshot, now: datetime) -> tuple[Judgement, ...]:
         )
         for image in sorted(snapshot.images, key=lambda i: i.id)
     )
+
+
+def explain_reference(section: ImagePolicy, reference: Reference) -> str:
+    """What the keep rules say about one reference alone (`gcd test-pattern`): the first
+    rule that holds on the reference alone, and the conditional rules before it."""
+    conditional: list[str] = []
+    for rule in section.keep:
+        if rule.references and not any(p.matches(reference) for p in rule.references):
+            continue
+        conditions = []
+        if rule.labels:
+            conditions.append("its labels match")
+        if rule.newest is not None:
+            conditions.append(f"it is among the {rule.newest} newest of {reference.repository}")
+        if rule.younger_than is not None or rule.used_within is not None:
+            conditions.append("its local age or last use is recent enough")
+        if conditions:
+            conditional.append(
+                f"{rule.describe()} ({rule.rule_id.value}) if " + " and ".join(conditions)
+            )
+            continue
+        answer = f"kept by {rule.describe()} ({rule.rule_id.value})"
+        return answer + ("; earlier, " + "; ".join(conditional) if conditional else "")
+    if conditional:
+        return "kept only by " + "; or ".join(conditional)
+    return "no keep rule holds: deleted once older than safety.min_age and unused"
