@@ -22,7 +22,7 @@ import structlog
 
 from gcd.core.records import Container, ContainerState, Image, Snapshot
 from gcd.core.references import InvalidReferenceError, Reference, parse_reference
-from gcd.engine.client import Engine
+from gcd.engine.api import EngineApi
 from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store, layers_from_engine
 from gcd.host.state import State
 
@@ -81,7 +81,7 @@ def parse_container(raw: Mapping[str, Any]) -> Container | None:
 
 
 def _layers(
-    engine: Engine,
+    engine: EngineApi,
     state: State,
     store: LayerStore,
     *,
@@ -104,7 +104,7 @@ def _layers(
 
 
 def take_snapshot(
-    engine: Engine, state: State, now: datetime, store: LayerStore | None = None
+    engine: EngineApi, state: State, now: datetime, store: LayerStore | None = None
 ) -> Snapshot:
     """Read the engine once; record first sightings (and fetched layers) in `state`, which the
     caller saves."""

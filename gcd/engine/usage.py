@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from gcd.engine.client import Engine
+from gcd.engine.api import EngineApi
 from gcd.errors import EngineError, EngineUnreachableError
 
 log = structlog.get_logger("gcd.usage")
@@ -39,7 +39,7 @@ class UsageTracker:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineApi,
         on_use: Callable[[str, datetime], None],
         *,
         on_reconnect: Callable[[], None] | None = None,

@@ -459,14 +459,15 @@ class FakeEngine:
         found = self._find(image)
         if found is None:
             return None
-        created = found.created
+        try:
+            created = _go_time(datetime.fromtimestamp(found.created, UTC))
+        except (TypeError, ValueError, OverflowError, OSError):
+            created = ZERO_TIME
         return {
             "Id": found.id,
             "RepoTags": self._shown(found.tags),
             "RepoDigests": self._shown(found.digests),
-            "Created": _go_time(datetime.fromtimestamp(created, UTC))
-            if isinstance(created, int) and created >= 0
-            else ZERO_TIME,
+            "Created": created,
             "Size": self._size(found),
             "Config": {"Labels": dict(found.labels) or None},
             "RootFS": {"Type": "layers", "Layers": [diff_id for diff_id, _ in found.layers]},
