@@ -47,7 +47,12 @@ log = structlog.get_logger("gcd.daemon")
 HEARTBEAT_SECONDS = 2.0
 ENGINE_RETRY_MAX_SECONDS = 30.0
 WEDGE_ENV = "GCD_TEST_WEDGE_AFTER_READY"
-"""Test seam: when set, the heartbeat job blocks after READY, as a wedged scheduler would."""
+"""Test seam, kept on purpose: when set (and only under systemd), the heartbeat job blocks after
+READY, as a wedged scheduler would. tests/system/test_systemd_unit.py uses it to show that
+systemd restarts the shipped unit when the scheduler, not the process, stops: the main thread
+keeps running and would go on pinging if the pings did not follow the heartbeat. Nothing from
+outside can wedge the scheduler thread alone (SIGSTOP stops the whole process, which proves
+only systemd's side), and the fake engine of the unit tests does not reach the scheduler."""
 
 
 @dataclass(frozen=True, slots=True)
