@@ -1,7 +1,8 @@
 """An in-memory engine for unit tests, as httpx's `MockTransport` is for httpx: the same
 interface as `gcd.engine.client.Engine` (`gcd.engine.api.EngineApi`), answering as Docker
 20.10/26.1 on a graphdriver or Podman 5 do (engine-facts.md §1.1, docs/engines.md; the
-texts were read off those engines).
+texts were read off those engines, and tests/integration/test_fake_engine.py sends the same
+removals to the real engines and to this one and compares the answers).
 
 It models the engine's rules and never scripts an answer per test:
 
@@ -342,7 +343,10 @@ class FakeEngine:
         for other in self.images.values():
             if name in other.tags:
                 other.tags.remove(name)
-        image.tags.append(name)
+        if self.podman:  # Podman lists the newest name first
+            image.tags.insert(0, name)
+        else:
+            image.tags.append(name)
 
     def _users(self, image: FakeImage) -> list[FakeContainer]:
         return [c for c in self.containers.values() if c.image_id == image.id]
