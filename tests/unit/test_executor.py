@@ -1,8 +1,8 @@
 """Executor parts that need no engine: classification, timestamps, reports, early exits.
 
 The engine used here is a real `Engine` on a socket that does not exist, so any request the
-executor made would fail loudly; the deletion paths are tested on a real engine in
-tests/integration/test_executor.py.
+executor made would fail loudly; the deletion paths are tested on the fake engine in
+test_executor_fake.py and on real engines in tests/integration/test_executor.py.
 """
 
 from __future__ import annotations
