@@ -8,7 +8,8 @@ Layers and their sizes come from the engine's own databases on disk when gcd can
 Local age starts at `seen_at`: the first sighting recorded in the state; for an image without a
 record, the engine's `LastTagTime` when a source gives one (`docker tag`, builds; loaded and
 pulled images have none) and it is not in the future, else `now`. That start is recorded at
-once, so it never moves afterwards; the caller saves the state.
+once, so it never moves afterwards; the caller saves the state. The state is bound to the
+engine and store `GET /info` names (`identity.py`) before anything is read from it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import structlog
 from gcd.core.records import Container, ContainerState, Image, Snapshot
 from gcd.core.references import InvalidReferenceError, Reference, parse_reference
 from gcd.engine.api import EngineApi
+from gcd.engine.identity import engine_scope
 from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store, layers_from_engine
 from gcd.host.state import State
 
@@ -110,6 +112,7 @@ def take_snapshot(
     caller saves."""
     layer_store = _SHARED_STORE if store is None else store
     info = engine.info()
+    state.bind(engine_scope(engine, info))
     raw_images = engine.list_images()
     raw_containers = engine.list_containers()
     image_root = layer_store.root_for(info, engine.host)

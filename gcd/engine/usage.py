@@ -6,6 +6,10 @@ resolving the name later (it may point elsewhere by then). Events are hints: the
 only its last 256 and drops them for slow readers, and the SDK's generator simply ends when
 dockerd stops. So the stream reconnects with backoff and `since=`, and every cycle also
 reconciles from the containers that exist.
+
+Each use is reported with the state scope (engine and image store, identity.py) of the
+connection its event came on, taken from `GET /info` at every (re)connection: switching the
+image store restarts dockerd, which ends the stream.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Any
 import structlog
 
 from gcd.engine.api import EngineApi
+from gcd.engine.identity import engine_scope
 from gcd.errors import EngineError, EngineUnreachableError
+from gcd.host.state import Scope
 
 log = structlog.get_logger("gcd.usage")
 
@@ -35,12 +41,12 @@ def event_time(event: dict[str, Any]) -> datetime:
 
 
 class UsageTracker:
-    """Follows container events in a thread and reports (image id, when) for each use."""
+    """Follows container events in a thread and reports (scope, image id, when) for each use."""
 
     def __init__(
         self,
         engine: EngineApi,
-        on_use: Callable[[str, datetime], None],
+        on_use: Callable[[Scope, str, datetime], None],
         *,
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
@@ -68,7 +74,7 @@ class UsageTracker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def handle(self, event: dict[str, Any]) -> None:
+    def handle(self, event: dict[str, Any], scope: Scope) -> None:
         if event.get("Type") != "container" or event.get("Action") not in USE_ACTIONS:
             return
         container_id = (event.get("Actor") or {}).get("ID") or event.get("id")
@@ -79,7 +85,7 @@ class UsageTracker:
             return  # already removed; the next snapshot reconciles
         image_id = inspected.get("Image")
         if isinstance(image_id, str) and image_id.startswith("sha256:"):
-            self.on_use(image_id, event_time(event))
+            self.on_use(scope, image_id, event_time(event))
 
     def _run(self) -> None:
         backoff = 1.0
@@ -90,6 +96,8 @@ class UsageTracker:
                     type=["container"],
                     event=list(USE_ACTIONS),
                 )
+                # Asked once the stream is open, so that no event is missed meanwhile.
+                scope = engine_scope(self.engine)
                 self.connected.set()
                 if self.last_event_seconds is None:
                     # Replay from here on the next reconnect, even if no event came before the
@@ -99,7 +107,7 @@ class UsageTracker:
                 for event in self._stream:
                     self.last_event_seconds = int(event_time(event).timestamp())
                     try:
-                        self.handle(event)
+                        self.handle(event, scope)
                     except EngineError as exc:
                         log.warning("usage_event_unresolved", error=str(exc))
             except (EngineUnreachableError, EngineError) as exc:

@@ -1,141 +1,230 @@
-"""gcd's memory of this host: when it first saw each image, and when one was last used.
+"""gcd's memory of this host: when it first saw each object, when one was last used, and the
+storage units (image layers) it had to ask the engine for.
 
-One JSON file in the state directory (default /var/lib/gcd), written atomically: a temp file
-in the same directory, fsync, rename, fsync of the directory. A crash leaves the old file or the
-new one, never half. The directory and the file are opened as statedir.py describes: refused
-when others could write them, never through a link.
+One SQLite database, `state.db` in the state directory (default /var/lib/gcd), schema version 1
+(`PRAGMA user_version`; state_db.py has the DDL, how the file is opened and checked, and the
+WAL, `synchronous` and `busy_timeout` settings):
 
-Besides times it caches each image's layers (layer key, bytes) when they had to be asked of the
+    objects(engine_id, store, kind, object_id, first_seen_us, last_used_us)
+        primary key (engine_id, store, kind, object_id)
+    units(engine_id, store, kind, object_id, position, unit, bytes)
+        primary key (engine_id, store, kind, object_id, position)
+    meta(key, value)                  what was migrated (state_migration.py)
+
+Times are whole microseconds since the Unix epoch, UTC. `kind` is "image" today; containers,
+volumes and build cache get their own rows, never a new table.
+
+**Scope.** Rows are keyed by the engine's `GET /info` `ID` and its image store (`Scope`, made by
+`gcd.engine.identity`): image ids mean something only in the store that made them, and the
+containerd store names the same image by another id. So a host that moves to the containerd
+store, or to a new data root, starts local ages afresh instead of carrying first sightings
+over; rows of the other store stay, and count again if the host moves back.
+
+**Concurrency.** `gcd plan`, `gcd run --once` and the daemon (its cycles and its flush of
+last uses from events) may all write at once, without the host lock: every write is a short
+`BEGIN IMMEDIATE` transaction of upserts that cannot lose another process's update. A first
+sighting is written only where none is recorded (whoever commits first wins, nobody moves it);
+a last use becomes MAX(recorded, new). A `State` reads its scope's rows once (`bind`), answers
+from that copy, and queues its own changes; `save` writes only those, so a cycle writes the
+images it saw for the first time, the uses it observed and the rows it forgets, never the
+whole file. `forget_missing` deletes only rows this `State` read or wrote itself and found gone
+from the engine, in its own scope: a row another process added meanwhile stays.
+
+**Migration.** A `state.json` from before is imported under the first scope gcd binds, then
+renamed to `state.json.migrated`; state_migration.py says why that is idempotent and safe
+against a crash at any point.
+
+**Damage.** A file that is not gcd's database, fails `PRAGMA quick_check`, or has a newer
+schema is a `StateError` naming the file and what to do: move it aside (with its `-wal` and
+`-shm`), and gcd starts afresh, which only makes it keep images longer.
+
+The cached units are an image's layers (layer key, bytes) when they had to be asked of the
 engine (`store_accounting`): image ids are content addresses, so the record never goes stale,
-and a one-shot run does not repeat those per-image calls. A malformed layer record is a cache
-miss, not an error.
+and a one-shot run does not repeat those per-image calls. An incomplete record is a cache miss.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import itertools
+import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
 
-from gcd.errors import StateError
-from gcd.host.statedir import (
-    check_private_file,
-    open_existing_state_dir,
-    open_regular,
-    open_state_dir,
-    replace_file,
+from gcd.host.state_db import (
+    DB_FILE,
+    Scope,
+    connect,
+    delete_objects,
+    read_scope,
+    write_first_seen,
+    write_last_used,
+    write_units,
 )
+from gcd.host.state_migration import IMAGE, from_us, migrate_legacy, to_us
 
-STATE_FILE = "state.json"
-FORMAT = 1
+__all__ = ["DB_FILE", "IMAGE", "Scope", "State"]
 
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else None
+Units = tuple[tuple[str, int], ...]
+_Key = tuple[str, str]  # (kind, object id)
 
 
-def _aware(when: datetime) -> str:
-    if when.tzinfo is None:
-        raise ValueError(f"state times must be aware datetimes, got {when!r}")
-    return when.isoformat()
+@dataclass(slots=True)
+class _Record:
+    first_seen: datetime | None = None
+    last_used: datetime | None = None
+    units: Units | None = None
 
 
-def _parse_layers(value: Any) -> tuple[tuple[str, int], ...] | None:
-    if not isinstance(value, list):
-        return None
-    layers: list[tuple[str, int]] = []
-    for item in value:
-        if not (isinstance(item, list) and len(item) == 2):
-            return None
-        key, size = item
-        if not isinstance(key, str) or type(size) is not int or size < 0:
-            return None
-        layers.append((key, size))
-    return tuple(layers)
+class _Op(Enum):
+    SEEN = "seen"
+    USED = "used"
+    UNITS = "units"
+    FORGET = "forget"
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    op: _Op
+    kind: str
+    object_id: str
+    micros: int = 0
+    units: Units = ()
+
+
+def _write(conn: sqlite3.Connection, scope: Scope, changes: list[_Change]) -> None:
+    """Apply the changes in order, consecutive ones of a kind in one statement."""
+    for (op, kind), run in itertools.groupby(changes, key=lambda c: (c.op, c.kind)):
+        group = list(run)
+        if op is _Op.SEEN:
+            write_first_seen(conn, scope, kind, [(c.object_id, c.micros) for c in group])
+        elif op is _Op.USED:
+            write_last_used(conn, scope, kind, [(c.object_id, c.micros) for c in group])
+        elif op is _Op.UNITS:
+            for change in group:
+                write_units(conn, scope, kind, change.object_id, change.units)
+        else:
+            delete_objects(conn, scope, kind, [c.object_id for c in group])
 
 
 class State:
-    def __init__(self, directory: Path, images: dict[str, dict[str, Any]] | None = None) -> None:
+    """The state of one engine and store. `State.load(directory, scope)` reads it; a `State`
+    loaded without a scope checks the database and learns its scope from `bind` (the snapshot
+    binds it to the engine it lists)."""
+
+    def __init__(self, directory: Path, scope: Scope | None = None) -> None:
         self.directory = directory
-        self._images: dict[str, dict[str, Any]] = images or {}
+        self.scope = scope
+        self._records: dict[_Key, _Record] = {}
+        self._pending: list[_Change] = []
+        self._loaded = False
 
     @property
     def path(self) -> Path:
-        return self.directory / STATE_FILE
+        return self.directory / DB_FILE
 
     @classmethod
-    def load(cls, directory: Path) -> State:
-        path = directory / STATE_FILE
-        try:
-            with open_existing_state_dir(directory) as dir_fd:
-                if dir_fd is None:
-                    return cls(directory)
-                fd = open_regular(dir_fd, STATE_FILE, os.O_RDONLY, path)
-                with os.fdopen(fd, "rb") as handle:
-                    check_private_file(fd, path)
-                    data = handle.read()
-        except FileNotFoundError:
-            return cls(directory)
-        except OSError as exc:
-            raise StateError(
-                f"cannot read {path}: {exc.strerror}; check the permissions of the state "
-                "directory or choose another with --state-dir"
-            ) from exc
-        try:
-            document = json.loads(data.decode())
-            images = document["images"]
-            if document.get("format") != FORMAT or not isinstance(images, dict):
-                raise ValueError("unknown format")
-            for record in images.values():
-                for key in ("first_seen", "last_used"):
-                    _parse_time(record.get(key))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StateError(
-                f"{path} is not a gcd state file ({exc}); move it aside and gcd starts afresh "
-                "(local ages then count from now)"
-            ) from exc
-        return cls(directory, images)
+    def load(cls, directory: Path, scope: Scope | None = None) -> State:
+        state = cls(directory)
+        if scope is None:
+            with connect(directory):
+                pass  # created if missing, and checked: a damaged file fails here
+        else:
+            state.bind(scope)
+        return state
 
-    def first_seen(self, image_id: str) -> datetime | None:
-        return _parse_time(self._images.get(image_id, {}).get("first_seen"))
+    def bind(self, scope: Scope) -> None:
+        """Read the rows of `scope`, importing an old `state.json` first if there is one."""
+        if self._loaded and scope == self.scope:
+            return
+        if self._pending:
+            raise RuntimeError(f"unsaved changes for {self.scope}; save before binding {scope}")
+        with connect(self.directory) as db:
+            migrate_legacy(db, scope)
+            rows = read_scope(db.conn, scope)
+        records: dict[_Key, _Record] = {}
+        for kind, object_id, first_seen_us, last_used_us in rows.objects:
+            records[kind, object_id] = _Record(from_us(first_seen_us), from_us(last_used_us))
+        units: dict[_Key, list[tuple[int, str, int]]] = {}
+        for kind, object_id, position, unit, size in rows.units:
+            units.setdefault((kind, object_id), []).append((position, unit, size))
+        for key, entries in units.items():
+            if [position for position, _, _ in entries] == list(range(len(entries))):
+                records.setdefault(key, _Record()).units = tuple((u, s) for _, u, s in entries)
+        self.scope, self._records, self._loaded = scope, records, True
 
-    def last_used(self, image_id: str) -> datetime | None:
-        return _parse_time(self._images.get(image_id, {}).get("last_used"))
+    def _bound(self) -> Scope:
+        if self.scope is None:
+            raise RuntimeError("the state does not know its engine yet: bind it to a scope")
+        return self.scope
 
-    def mark_seen(self, image_id: str, when: datetime) -> None:
-        """Record the first sighting; later sightings never move it."""
-        self._images.setdefault(image_id, {}).setdefault("first_seen", _aware(when))
+    def _record(self, object_id: str, kind: str) -> _Record:
+        return self._records.get((kind, object_id)) or _Record()
 
-    def mark_used(self, image_id: str, when: datetime) -> None:
-        previous = self.last_used(image_id)
-        if previous is None or when > previous:
-            self._images.setdefault(image_id, {})["last_used"] = _aware(when)
+    # -- reading ----------------------------------------------------------------------------
 
-    def layers(self, image_id: str) -> tuple[tuple[str, int], ...] | None:
+    def first_seen(self, object_id: str, *, kind: str = IMAGE) -> datetime | None:
+        return self._record(object_id, kind).first_seen
+
+    def last_used(self, object_id: str, *, kind: str = IMAGE) -> datetime | None:
+        return self._record(object_id, kind).last_used
+
+    def units(self, object_id: str, *, kind: str = IMAGE) -> Units | None:
+        """The cached (unit key, bytes) pairs of an object, in order."""
+        return self._record(object_id, kind).units
+
+    def layers(self, image_id: str) -> Units | None:
         """The cached (layer key, bytes) pairs of an image, bottom layer first."""
-        return _parse_layers(self._images.get(image_id, {}).get("layers"))
+        return self.units(image_id)
+
+    # -- changing (written by `save`) ---------------------------------------------------------
+
+    def mark_seen(self, object_id: str, when: datetime, *, kind: str = IMAGE) -> None:
+        """Record the first sighting; later sightings never move it."""
+        micros, _ = to_us(when), self._bound()
+        record = self._records.setdefault((kind, object_id), _Record())
+        if record.first_seen is None:
+            record.first_seen = when
+            self._pending.append(_Change(_Op.SEEN, kind, object_id, micros))
+
+    def mark_used(self, object_id: str, when: datetime, *, kind: str = IMAGE) -> None:
+        micros, _ = to_us(when), self._bound()
+        record = self._records.setdefault((kind, object_id), _Record())
+        if record.last_used is None or when > record.last_used:
+            record.last_used = when
+            self._pending.append(_Change(_Op.USED, kind, object_id, micros))
+
+    def record_units(
+        self, object_id: str, units: Sequence[tuple[str, int]], *, kind: str = IMAGE
+    ) -> None:
+        self._bound()
+        pairs = tuple((str(key), int(size)) for key, size in units)
+        self._records.setdefault((kind, object_id), _Record()).units = pairs
+        self._pending.append(_Change(_Op.UNITS, kind, object_id, units=pairs))
 
     def record_layers(self, image_id: str, layers: Sequence[tuple[str, int]]) -> None:
-        self._images.setdefault(image_id, {})["layers"] = [[key, size] for key, size in layers]
+        self.record_units(image_id, layers)
 
-    def forget_missing(self, present: Iterable[str]) -> None:
+    def forget_missing(self, present: Iterable[str], *, kind: str = IMAGE) -> None:
+        """Forget the objects of `kind` this state knows that are not `present` any more."""
+        self._bound()
         keep = set(present)
-        self._images = {k: v for k, v in self._images.items() if k in keep}
+        gone = sorted(i for k, i in self._records if k == kind and i not in keep)
+        for object_id in gone:
+            del self._records[kind, object_id]
+            self._pending.append(_Change(_Op.FORGET, kind, object_id))
 
     def save(self) -> None:
-        document = {"format": FORMAT, "images": self._images}
-        data = json.dumps(document, sort_keys=True).encode()
+        """Write the queued changes in one short transaction (and create and check the
+        database if it is missing, even with nothing to write)."""
+        pending, self._pending = self._pending, []
         try:
-            with open_state_dir(self.directory) as dir_fd:
-                replace_file(dir_fd, STATE_FILE, data, prefix=".state-")
-        except OSError as exc:
-            raise StateError(
-                f"cannot write {self.path}: {exc.strerror}; gcd needs a writable state "
-                "directory (--state-dir) to remember local ages"
-            ) from exc
+            with connect(self.directory) as db:
+                if pending:
+                    with db.transaction() as conn:
+                        _write(conn, self._bound(), pending)
+        except BaseException:
+            self._pending = pending + self._pending
+            raise

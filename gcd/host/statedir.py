@@ -4,12 +4,16 @@ The directory is created if missing (0700), checked (permissions.py: nobody but 
 running user can write it or any directory on the way to it) and opened once per use with
 O_DIRECTORY. Its path may be a symlink: with DynamicUser= and StateDirectory=, systemd makes
 /var/lib/gcd a link to /var/lib/private/gcd. Everything inside is then opened relative to that
-descriptor with O_NOFOLLOW, so a symlink in place of `gcd.lock` or `state.json` fails the open
-(ELOOP) instead of being followed, and O_NONBLOCK keeps a FIFO there from hanging it. fstat on
-the open file then refuses anything but a regular file with a single link: as root, gcd
-truncates the lock and would read or truncate whatever file a symlink or hard link named.
+descriptor with O_NOFOLLOW, so a symlink in place of `gcd.lock` or the old `state.json` fails
+the open (ELOOP) instead of being followed, and O_NONBLOCK keeps a FIFO there from hanging it.
+fstat on the open file then refuses anything but a regular file with a single link: as root,
+gcd truncates the lock and would read or truncate whatever file a symlink or hard link named.
 Writes go to a new temp file (O_CREAT|O_EXCL: never an existing name or link), renamed over the
 old name, which replaces that directory entry (link or not) rather than writing through it.
+
+The SQLite database (`state.db` and its `-wal`, `-shm` and `-journal` files) is opened by
+SQLite itself, by path; `lstat_regular` checks those entries without opening them (state_db.py
+says why an open and close of gcd's own would be wrong there, and what remains).
 
 None of these file checks can be overridden: gcd creates these files itself, and no setup
 needs one of them to be a link, a FIFO or a directory.
@@ -131,23 +135,43 @@ def open_regular(dir_fd: int, name: str, flags: int, shown: Path) -> int:
             raise
         kind = _kind(os.lstat(name, dir_fd=dir_fd).st_mode)  # only to word the refusal
         raise _refusal(shown, f"is {kind}") from None
-    status = os.fstat(fd)
-    if not stat.S_ISREG(status.st_mode):
+    try:
+        _refuse_unless_own_regular(os.fstat(fd), shown)
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+def _refuse_unless_own_regular(status: os.stat_result, shown: Path) -> None:
+    if not stat.S_ISREG(status.st_mode):
         raise _refusal(shown, f"is {_kind(status.st_mode)}")
     if status.st_nlink > 1:
-        os.close(fd)
         raise _refusal(
             shown,
             f"has {status.st_nlink} hard links, so it is also a file under another name that "
             "gcd would read or overwrite",
         )
-    return fd
+
+
+def lstat_regular(dir_fd: int, name: str, shown: Path) -> os.stat_result | None:
+    """The lstat of `name` in the state directory, None when it is missing; refused like
+    `open_regular` when it is anything but a regular file with one link. Nothing is opened."""
+    try:
+        status = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    _refuse_unless_own_regular(status, shown)
+    return status
 
 
 def check_private_file(fd: int, shown: Path) -> None:
     """Refuse (unless overridden) a state file that others could write."""
-    status = os.fstat(fd)
+    check_private_status(os.fstat(fd), shown)
+
+
+def check_private_status(status: os.stat_result, shown: Path) -> None:
+    """`check_private_file` on a stat result."""
     findings = [
         owner_finding(str(shown), status, running_user()),
         mode_finding(str(shown), status, sticky_ok=False),

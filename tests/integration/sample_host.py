@@ -15,8 +15,8 @@ from pathlib import Path
 import docker
 
 from gcd.core.rules import RuleId
-from gcd.host.state import State
 from tests.integration.images import ImageSpec, image, layer, load, runnable_layer
+from tests.integration.state_seed import engine_state
 
 MiB = 2**20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -211,7 +211,7 @@ def seed(api: docker.APIClient, state_dir: Path, now: datetime | None = None) ->
     )["Id"]
     api.start(stopped)
     api.wait(stopped)  # ran and exited: a stopped container, as after a finished CI job
-    state = State.load(state_dir)
+    state = engine_state(api, state_dir)
     for image_id, sample in by_id.items():
         state.mark_seen(image_id, now - timedelta(days=sample.seen_days_ago))
     state.save()

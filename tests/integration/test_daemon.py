@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,11 +10,11 @@ import docker
 import pytest
 
 from gcd.core.references import parse_reference
-from gcd.host.state import State
 from tests.integration.daemon_process import DaemonProcess, wait_until
 from tests.integration.engines import engine_for, selected_engine
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load, runnable_layer
+from tests.integration.state_seed import engine_state
 
 OLD = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -38,8 +37,8 @@ def exists(api: docker.APIClient, name: str) -> bool:
     return True
 
 
-def backdate(state_dir: Path, *ids: str, when: datetime = OLD) -> None:
-    state = State.load(state_dir)
+def backdate(api: docker.APIClient, state_dir: Path, *ids: str, when: datetime = OLD) -> None:
+    state = engine_state(api, state_dir)
     for image_id in ids:
         state.mark_seen(image_id, when)
     state.save()
@@ -63,7 +62,7 @@ def test_a_cycle_fires_on_a_short_schedule(
         image(layer(1000, "d1"), tags=("scratch/app:1",), created=OLD),
         image(layer(1000, "d2"), tags=("keep/app:1",), created=OLD),
     )
-    backdate(state_dir, *ids)
+    backdate(api, state_dir, *ids)
     write_policy(policy_file, 'images:\n  keep:\n    - reference: ["keep/**"]')
     with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
         daemon.wait_for("daemon_ready")
@@ -78,7 +77,7 @@ def test_sighup_keeps_a_broken_policy_out_and_applies_a_good_one(
     clean_engine: PrivateEngine, api: docker.APIClient, policy_file: Path, state_dir: Path
 ) -> None:
     ids = load(api, image(layer(1000, "h1"), tags=("team/app:1",), created=OLD))
-    backdate(state_dir, *ids)
+    backdate(api, state_dir, *ids)
     write_policy(policy_file, 'images:\n  keep:\n    - reference: ["**"]')
     with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
         daemon.wait_for("run_finished")
@@ -105,7 +104,7 @@ def test_sigterm_during_a_cycle_finishes_the_current_image_and_exits_0(
         for n in range(40)
     ]
     ids = load(api, *specs)
-    backdate(state_dir, *ids)
+    backdate(api, state_dir, *ids)
     write_policy(policy_file, "images:\n  keep: []", schedule="every: 1h")
     daemon = DaemonProcess(clean_engine.host, policy_file, state_dir)
     daemon.wait_for("image_removed")
@@ -131,7 +130,7 @@ def test_last_use_is_recorded_from_events_and_survives_a_restart(
         image(runnable_layer(), layer(100, "u"), tags=("use/app:1",), created=OLD),
         image(layer(100, "i"), tags=("use/idle:1",), created=OLD),
     )
-    backdate(state_dir, used, idle, when=datetime.now(UTC) - timedelta(days=30))
+    backdate(api, state_dir, used, idle, when=datetime.now(UTC) - timedelta(days=30))
     write_policy(policy_file, "images:\n  keep:\n    - reference: ['**']", schedule="every: 1h")
     with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
         daemon.wait_for("run_finished")
@@ -139,9 +138,7 @@ def test_last_use_is_recorded_from_events_and_survives_a_restart(
         container = api.create_container("use/app:1", command=["true"], network_disabled=True)
         api.start(container)
         daemon.wait_for("image_used", where=lambda e: used[7:19] == e.get("image"))
-    state = json.loads((state_dir / "state.json").read_text())
-    assert used in json.dumps(state)
-    last_used = State.load(state_dir).last_used(used)
+    last_used = engine_state(api, state_dir).last_used(used)
     assert last_used is not None
     assert last_used >= started
     api.remove_container(container)
@@ -187,7 +184,7 @@ def test_sighup_keeps_the_running_policy_when_the_file_becomes_world_writable(
     clean_engine: PrivateEngine, api: docker.APIClient, policy_file: Path, state_dir: Path
 ) -> None:
     ids = load(api, image(layer(1000, "w1"), tags=("team/app:1",), created=OLD))
-    backdate(state_dir, *ids)
+    backdate(api, state_dir, *ids)
     write_policy(policy_file, 'images:\n  keep:\n    - reference: ["**"]')
     with DaemonProcess(clean_engine.host, policy_file, state_dir) as daemon:
         daemon.wait_for("run_finished")

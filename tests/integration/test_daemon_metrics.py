@@ -15,10 +15,10 @@ import docker
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gcd.host.state import State
 from tests.integration.daemon_process import DaemonProcess
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
+from tests.integration.state_seed import engine_state
 
 OLD = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = (
@@ -73,7 +73,7 @@ def seed(api: docker.APIClient, state_dir: Path) -> list[str]:
         image(layer(70_000, "m-c"), tags=("team/c:1",)),
         image(base, layer(5_000, "m-dangling")),
     )
-    state = State.load(state_dir)
+    state = engine_state(api, state_dir)
     for image_id in ids:
         state.mark_seen(image_id, OLD)
     state.save()
@@ -149,7 +149,7 @@ def test_the_textfile_of_timer_mode_parses_and_counters_carry_over(
     assert total(first, "gcd_removals_total", outcome="removed") == 4
     assert total(first, "gcd_cycles_total", trigger="once", result="success") == 1
     load(api, image(layer(1_000, "m-late"), tags=("team/late:1",)))
-    state = State.load(state_dir)
+    state = engine_state(api, state_dir)
     state.mark_seen(api.inspect_image("team/late:1")["Id"], OLD)
     state.save()
     second = run_once()

@@ -12,11 +12,11 @@ import docker
 import pytest
 
 from gcd.host.disk import measure
-from gcd.host.state import State
 from tests.integration.daemon_process import DaemonProcess
 from tests.integration.engines import engine_for, selected_engine
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
+from tests.integration.state_seed import engine_state
 
 MiB = 2**20
 NEVER = "0 0 1 1 *"  # cron: only the disk check triggers cycles in these tests
@@ -68,7 +68,7 @@ def test_pressure_evicts_least_recently_used_soft_keeps_until_below_low(
     ]
     ids = [load(api, spec)[0] for spec in specs]  # one at a time: a load stages its tarball
     now = datetime.now(UTC)
-    state = State.load(tmp_path / "state")
+    state = engine_state(api, tmp_path / "state")
     for position, image_id in enumerate(ids):
         state.mark_seen(image_id, now - timedelta(days=30))
         # The pinned image is the least recently used of all; then app:0, app:1, ...
@@ -97,7 +97,7 @@ def test_with_only_hard_keeps_left_it_says_so_and_backs_off(
         load(api, image(layer(40 * MiB, f"pin-{n}"), tags=(f"pinned/base:{n}",)))[0]
         for n in range(4)
     ]
-    state = State.load(tmp_path / "state")
+    state = engine_state(api, tmp_path / "state")
     for image_id in ids:
         state.mark_seen(image_id, datetime.now(UTC) - timedelta(days=30))
     state.save()

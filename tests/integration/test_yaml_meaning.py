@@ -16,9 +16,9 @@ import pytest
 
 from gcd.core.references import parse_reference
 from gcd.errors import ExitCode
-from gcd.host.state import State
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
+from tests.integration.state_seed import engine_state
 
 OLD = datetime(2026, 1, 1, tzinfo=UTC)  # well past `min_age: 1s`
 
@@ -61,7 +61,7 @@ def labelled(clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path)
         for tag, labels in [*LABELLED.items(), DECOY]
     ]
     state_dir = tmp_path / "state"
-    state = State.load(state_dir)
+    state = engine_state(api, state_dir)
     for image_id in load(api, *specs):
         state.mark_seen(image_id, OLD)
     state.save()
