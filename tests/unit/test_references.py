@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gcd.core.patterns import Pattern
-from gcd.core.references import InvalidReferenceError, parse_reference
+from gcd.core.references import InvalidReferenceError, is_registry, parse_reference
 from gcd.errors import PatternError
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -77,3 +77,13 @@ def test_regex_runs_in_linear_time_on_pathological_input() -> None:
     # Catastrophic for a backtracking engine; RE2 answers at once.
     pattern = Pattern.compile("regex:(a+)+$b")
     assert not pattern.matches(parse_reference("a" * 60 + ":1"))
+
+
+class TestRegistryRule:
+    @pytest.mark.parametrize("component", ["registry.example.com", "host:5000", "localhost"])
+    def test_a_dot_a_port_or_localhost_names_a_registry(self, component: str) -> None:
+        assert is_registry(component)
+
+    @pytest.mark.parametrize("component", ["library", "team", "my-user"])
+    def test_anything_else_is_a_docker_hub_path(self, component: str) -> None:
+        assert not is_registry(component)
