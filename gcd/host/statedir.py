@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 from gcd.errors import InsecureStateError, StateError
@@ -65,23 +64,6 @@ def open_state_dir(directory: Path) -> Iterator[int]:
     the caller to word."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = _open_checked(directory)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def open_existing_state_dir(directory: Path) -> Iterator[int | None]:
-    """Like `open_state_dir`, but None when the directory is missing (reading creates nothing)."""
-    fd: int | None
-    try:
-        fd = _open_checked(directory)
-    except FileNotFoundError:
-        fd = None
-    if fd is None:
-        yield None
-        return
     try:
         yield fd
     finally:
@@ -177,33 +159,3 @@ def check_private_status(status: os.stat_result, shown: Path) -> None:
         mode_finding(str(shown), status, sticky_ok=False),
     ]
     enforce([f for f in findings if f], f"the state file {shown}", FILE_WHY, InsecureStateError)
-
-
-def replace_file(dir_fd: int, name: str, data: bytes, prefix: str) -> None:
-    """Write `data` as `name` in the directory atomically: a new temp file, fsync, rename over
-    `name`, fsync of the directory (until then the rename may not survive a crash)."""
-    for _ in range(100):
-        temp = f"{prefix}{secrets.token_hex(8)}"
-        try:
-            fd = os.open(
-                temp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=dir_fd,
-            )
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(errno.EEXIST, "no free temporary file name", prefix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=dir_fd)
-        raise
-    os.fsync(dir_fd)

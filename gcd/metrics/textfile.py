@@ -9,10 +9,8 @@ runs. `write_textfile` then replaces the file atomically: node_exporter never re
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from gcd.errors import StateError
+from gcd.host.atomic import replace_file
 from gcd.metrics.definitions import CARRIED_GAUGES, Metrics
 
 __all__ = ["DEFAULT_NAME", "read_textfile", "restore_counters", "write_textfile"]
@@ -48,43 +47,27 @@ class _WithoutCreated(Collector):
 
 
 def write_textfile(registry: CollectorRegistry, directory: Path, name: str = DEFAULT_NAME) -> Path:
-    """Write `registry` to `directory/name` atomically (temp file, fsync, rename), mode 0644.
-
-    The temporary file does not end in `.prom`, so the collector never reads it. Raises
-    StateError when the directory cannot be written."""
+    """Write `registry` to `directory/name` atomically (`gcd.host.atomic`), mode 0644.
+    Raises StateError when the directory cannot be written."""
     if not name.endswith(".prom"):
         raise ValueError(f"node_exporter reads only *.prom files, got {name!r}")
     target = directory / name
     payload = generate_latest(_WithoutCreated(registry))
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise StateError(
             f"cannot write metrics to {directory}: {exc.strerror}. Give --textfile the "
             "node_exporter textfile directory (--collector.textfile.directory), writable by gcd"
         ) from exc
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
+        # The temporary name does not end in `.prom`, so the collector never reads it.
+        replace_file(dir_fd, name, payload, prefix=f".{name}.", mode=0o644)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise StateError(f"cannot write metrics to {target}: {exc.strerror}") from exc
-    _fsync_directory(directory)
+    finally:
+        os.close(dir_fd)
     return target
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def read_textfile(path: Path) -> list[Metric]:
