@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +13,12 @@ import pytest
 from gcd.core.references import parse_reference
 from gcd.core.rules import RuleId
 from gcd.errors import ExitCode
+from tests.integration.gcd_command import gcd
 from tests.integration.harness import PrivateEngine
 from tests.integration.sample_host import SampleHost, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "policy.example.yaml"
-
-
-def gcd(host: str, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gcd", "--host", host, "--state-dir", str(state_dir), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 def as_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -5,8 +5,6 @@ state while the daemon cycles and flushes last uses."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from gcd.engine.client import Engine
 from gcd.engine.identity import engine_scope
 from tests.integration.daemon_process import DaemonProcess
 from tests.integration.engines import ENGINES_DIR, engine_for, selected_engine
+from tests.integration.gcd_command import gcd
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load, runnable_layer
 from tests.integration.state_seed import engine_state, scope_of
@@ -27,16 +26,6 @@ KEEP_YOUNG = (
     "version: 1\nsafety: {min_age: 1h, max_delete_fraction: 1}\n"
     "images:\n  keep:\n    - younger_than: 7d\n"
 )
-
-
-def gcd(host: str, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gcd", "--host", host, "--state-dir", str(state_dir), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 def plan(host: str, state_dir: Path, policy: Path) -> dict[str, Any]:

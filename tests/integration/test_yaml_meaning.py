@@ -6,8 +6,6 @@ as true: gcd then kept the wrong images and deleted the ones the rules were writ
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 
 from gcd.core.references import parse_reference
 from gcd.errors import ExitCode
+from tests.integration.gcd_command import gcd
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
 from tests.integration.state_seed import engine_state
@@ -66,16 +65,6 @@ def labelled(clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path)
         state.mark_seen(image_id, OLD)
     state.save()
     return state_dir
-
-
-def gcd(host: str, state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gcd", "--host", host, "--state-dir", str(state_dir), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 def present(api: docker.APIClient) -> set[str]:
