@@ -19,6 +19,8 @@ class Pressure:
     total_inodes: int
     high: float
     low: float
+    critical: float = 1.0
+    """At or above this share of bytes the engine may be unable to delete images."""
 
     @property
     def bytes_ratio(self) -> float:
@@ -31,6 +33,10 @@ class Pressure:
     @property
     def above_high(self) -> bool:
         return max(self.bytes_ratio, self.inodes_ratio) > self.high
+
+    @property
+    def critical_reached(self) -> bool:
+        return self.bytes_ratio >= self.critical
 
     def projected_ratio(self, freed_bytes: int) -> float:
         """Usage after freeing `freed_bytes`. Inodes are assumed to go with bytes, an estimate:

@@ -10,13 +10,14 @@ from typing import Protocol
 
 
 class Kind(StrEnum):
-    """What kind of Docker object. gcd collects images today; the rest is reserved (metrics
-    already export Docker's own usage per kind)."""
+    """What kind of Docker object. The order of a cycle's deletions is
+    `gcd.core.evaluate.KINDS`, not this one."""
 
     IMAGE = "image"
     CONTAINER = "container"
     VOLUME = "volume"
     BUILD_CACHE = "build_cache"
+    NETWORK = "network"
 
 
 def short_id(object_id: str) -> str:
@@ -47,7 +48,8 @@ class Record(Protocol):
 
     @property
     def units(self) -> tuple[str, ...]:
-        """The storage units it uses (image layers today), shared units counted once."""
+        """The storage units it uses (image layers, a container's RW layer, a volume's
+        directory, a build-cache record), shared units counted once."""
         ...
 
     @property

@@ -76,3 +76,44 @@ class Pattern:
 
     def matches(self, reference: Reference) -> bool:
         return self._compiled.match(str(reference)) is not None
+
+
+def _name_glob_to_regex(glob: str) -> str:
+    return "".join(
+        ".*" if char == "*" else "." if char == "?" else re2.escape(char) for char in glob
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NamePattern:
+    """A pattern on plain names (containers, volumes): a glob where `*` is any run of
+    characters and `?` one, or an anchored RE2 regex after `regex:`."""
+
+    text: str
+    _compiled: Any = field(compare=False, repr=False, default=None)
+
+    @classmethod
+    def compile(cls, text: str) -> NamePattern:
+        if not text:
+            raise PatternError("empty pattern")
+        is_regex = text.startswith(REGEX_PREFIX)
+        source = text[len(REGEX_PREFIX) :] if is_regex else _name_glob_to_regex(text)
+        try:
+            compiled = re2.compile(f"^(?:{source})$", _OPTIONS)
+        except re2.error as exc:
+            reason = exc.args[0] if exc.args else exc
+            if isinstance(reason, bytes):
+                reason = reason.decode(errors="replace")
+            raise PatternError(f"invalid pattern {text!r}: {reason}") from None
+        return cls(text, compiled)
+
+    @property
+    def literal_characters(self) -> int:
+        """How many characters of a glob are not wildcards (a regex counts as none): an
+        opt-in by name must name something, not match everything."""
+        if self.text.startswith(REGEX_PREFIX):
+            return 0
+        return sum(1 for char in self.text if char not in "*?")
+
+    def matches(self, name: str) -> bool:
+        return self._compiled.match(name) is not None

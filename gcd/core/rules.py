@@ -6,28 +6,71 @@ from enum import StrEnum
 
 
 class RuleId(StrEnum):
-    """Why an image is kept or deleted. These ids are user interface: logs, JSON, metrics."""
+    """Why an object is kept or deleted. These ids are user interface: logs, JSON, metrics.
+    Most apply to one kind; `keep.in_use`, `keep.min_age`, `keep.label`, `keep.unmanaged`,
+    `keep.run_limit`, `delete.unkept` and `delete.pressure` to every kind."""
 
+    # Guards: never switchable, never yield to pressure.
     IN_USE = "keep.in_use"
+    """An image or volume a container uses, a network with a container, a build-cache record
+    a build holds."""
+    ACTIVE = "keep.active"
+    """A container that is running, paused, restarting or being removed."""
+    DETAILS_UNKNOWN = "keep.details_unknown"
+    """A stopped container whose inspect failed: its exit time and restart policy are
+    unknown."""
+    BUILTIN = "keep.builtin"
+    """The engine's own networks (`bridge`, `host`, `none`) and swarm networks."""
+    EXTERNAL = "keep.external"
+    """A volume of another driver, or with driver options: its data is not the engine's."""
+    SHARED = "keep.shared"
+    """A build-cache record whose data is an image's layer: removing it frees nothing."""
     MIN_AGE = "keep.min_age"
     CREATED_IN_FUTURE = "keep.created_in_future"
+    # Keep rules the operator writes.
     LABEL = "keep.label"
     REFERENCE = "keep.reference"
+    NAME = "keep.name"
+    IMAGE = "keep.image"
+    SERVICE = "keep.service"
+    """A stopped container with a restart policy or a Compose project: a service, kept unless
+    `containers.remove_services_named` names it."""
+    NAMED = "keep.named"
+    """A named volume that no `volumes.named` pattern names."""
     NEWEST = "keep.newest"
     YOUNGER_THAN = "keep.younger_than"
     USED_WITHIN = "keep.used_within"
     DANGLING_WITHIN = "keep.dangling_within"
+    EXITED_WITHIN = "keep.exited_within"
+    """A stopped container younger than `containers.remove_exited_after`."""
+    UNUSED_WITHIN = "keep.unused_within"
+    """A volume, network or build-cache record used more recently than its section allows."""
     UNMANAGED = "keep.unmanaged"
     RUN_LIMIT = "keep.run_limit"
     UNKEPT = "delete.unkept"
     DANGLING = "delete.dangling"
+    EXITED = "delete.exited"
+    UNUSED = "delete.unused"
+    OVER_SIZE = "delete.over_size"
+    """Build cache beyond `build_cache.max_size`, least recently used first."""
     PRESSURE = "delete.pressure"
 
     @property
     def yields_to_pressure(self) -> bool:
         """Soft keeps give way under disk pressure; hard keeps (guards, pins) never do."""
-        return self in {RuleId.NEWEST, RuleId.YOUNGER_THAN, RuleId.USED_WITHIN}
+        return self in _SOFT
 
     @property
     def deletes(self) -> bool:
         return self.value.startswith("delete.")
+
+
+_SOFT = frozenset(
+    {
+        RuleId.NEWEST,
+        RuleId.YOUNGER_THAN,
+        RuleId.USED_WITHIN,
+        RuleId.EXITED_WITHIN,
+        RuleId.UNUSED_WITHIN,
+    }
+)

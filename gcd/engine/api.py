@@ -35,7 +35,10 @@ class RemoveResult:
     untagged: tuple[str, ...] = ()
     """The references the engine says it removed (`Untagged` items, the engine's spelling)."""
     deleted: tuple[str, ...] = ()
-    """The image and layer ids the engine says it deleted (`Deleted` items)."""
+    """The image and layer ids the engine says it deleted (`Deleted` items); for a build
+    cache prune, the record ids (`CachesDeleted`)."""
+    reclaimed_bytes: int | None = None
+    """A prune's `SpaceReclaimed`: the engine's own count of bytes freed."""
 
 
 def refused(status_code: int, message: str) -> RemoveResult:
@@ -96,6 +99,45 @@ class EngineApi(Protocol):
     def untag_image_by_id(self, image_id: str, repository: str, tag: str) -> RemoveResult:
         """Podman only: remove the name `repository:tag` from the image `image_id` and from
         nothing else; `NOT_FOUND` when the name is not on that image."""
+        ...
+
+    def list_volumes(self) -> list[dict[str, Any]]:
+        """`GET /volumes`: the `Volumes` list (never None)."""
+        ...
+
+    def inspect_volume(self, name: str) -> dict[str, Any] | None:
+        """`GET /volumes/{name}`, or None when the volume does not exist."""
+        ...
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        """`GET /networks`."""
+        ...
+
+    def inspect_network(self, network_id: str) -> dict[str, Any] | None:
+        """`GET /networks/{id}` (with its `Containers`), or None when it does not exist."""
+        ...
+
+    def system_df(self) -> dict[str, Any]:
+        """`GET /system/df`, restricted to containers, volumes and build cache where the API
+        version allows (1.42+). Expensive: it walks every container layer and volume; at most
+        once per cycle."""
+        ...
+
+    def remove_container(self, container_id: str) -> RemoveResult:
+        """`DELETE /containers/{id}?v=0&force=0`: never force, never its volumes."""
+        ...
+
+    def remove_volume(self, name: str) -> RemoveResult:
+        """`DELETE /volumes/{name}` without force; 409 when in use."""
+        ...
+
+    def remove_network(self, network_id: str) -> RemoveResult:
+        """`DELETE /networks/{id}`; 403/409 when it has endpoints (a `CONFLICT`)."""
+        ...
+
+    def prune_build_cache_record(self, record_id: str) -> RemoveResult:
+        """`POST /build/prune` for the one record with this full id: `deleted` is the
+        engine's `CachesDeleted`, `reclaimed_bytes` its `SpaceReclaimed`."""
         ...
 
     def events(self, since: int | None = None, **filters: list[str]) -> Iterator[dict[str, Any]]:

@@ -41,7 +41,11 @@ def _outcome(decision: Decision, verdict: Verdict) -> Outcome:
         rule=decision.rule,
         status=verdict.status,
         detail=verdict.detail,
-        freed_bytes=decision.freed_bytes if removed else 0,
+        freed_bytes=(
+            (decision.freed_bytes if verdict.freed_bytes is None else verdict.freed_bytes)
+            if removed
+            else 0
+        ),
     )
 
 

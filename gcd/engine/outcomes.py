@@ -71,6 +71,8 @@ class Verdict:
 
     status: OutcomeStatus
     detail: str
+    freed_bytes: int | None = None
+    """The engine's own count of bytes freed (a build-cache prune), overriding the plan's."""
 
 
 class Removal:
