@@ -1,75 +1,205 @@
 """`evaluate(snapshot, policy, now) -> Plan`: the pure heart of gcd.
 
-Each kind judges its own objects (`gcd.core.kinds`: guards first, then its keep rules); then
-the steps common to every kind: under disk pressure the soft keeps of every kind yield, least
-recently used first (`gcd.core.budget`); deletions are ordered; the per-run cap defers the
-rest; the delete fraction may refuse the whole plan, as a value in the plan.
+Each kind judges its own objects (`gcd.core.kinds`: guards first, then its keep rules).
+Containers are judged first: one removed in this run holds nothing, so the images, volumes
+and networks it alone used are judged as released (and say so). Then the steps common to
+every kind: under disk pressure the soft keeps of every kind yield, kind by kind in the
+eviction order, least recently used first within a kind, until the projected usage is below
+`low` (`gcd.core.budget`); deletions are ordered (containers first; at the critical watermark
+images last, as the engine may be too full to delete them); the per-run cap defers the rest
+of each kind; the delete fraction may refuse the whole plan, as a value in the plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure, evict
-from gcd.core.kind import Kind
-from gcd.core.kinds import images
+from gcd.core.kind import Key, Kind
+from gcd.core.kinds import build_cache, containers, images, networks, volumes
 from gcd.core.plan import Decision, Judgement, Plan
 from gcd.core.policy import Policy
-from gcd.core.records import Snapshot
+from gcd.core.records import Image, Snapshot
 from gcd.core.rules import RuleId
 from gcd.core.units import format_duration
 
-__all__ = ["KINDS", "evaluate"]
+__all__ = ["CRITICAL_ORDER", "EVICTION_ORDER", "KINDS", "evaluate", "managed_kinds"]
 
-Judge = Callable[[Snapshot, Policy, datetime], tuple[Judgement, ...]]
+Released = frozenset[str]
+Judge = Callable[[Snapshot, Policy, datetime, Released], tuple[Judgement, ...]]
 
 
-def _images(snapshot: Snapshot, policy: Policy, now: datetime) -> tuple[Judgement, ...]:
+def _containers(
+    snapshot: Snapshot, policy: Policy, now: datetime, _: Released
+) -> tuple[Judgement, ...]:
+    if policy.containers is None:
+        return containers.unmanaged(snapshot, now)
+    return containers.judge(snapshot, policy.containers, policy.safety, now)
+
+
+def _images(
+    snapshot: Snapshot, policy: Policy, now: datetime, released: Released
+) -> tuple[Judgement, ...]:
     if policy.images is None:
         return images.unmanaged(snapshot, now)
-    return images.judge(snapshot, policy.images, policy.safety, now)
+    return images.judge(snapshot, policy.images, policy.safety, now, released)
 
 
-KINDS: tuple[tuple[Kind, Judge], ...] = ((Kind.IMAGE, _images),)
-"""Every kind gcd collects, in the order its deletions run. Adding a kind: one module in
-`gcd.core.kinds`, one adapter in `gcd.engine`, and one entry here."""
+def _volumes(
+    snapshot: Snapshot, policy: Policy, now: datetime, released: Released
+) -> tuple[Judgement, ...]:
+    if policy.volumes is None:
+        return volumes.unmanaged(snapshot, now)
+    return volumes.judge(snapshot, policy.volumes, policy.safety, now, released)
+
+
+def _networks(
+    snapshot: Snapshot, policy: Policy, now: datetime, released: Released
+) -> tuple[Judgement, ...]:
+    if policy.networks is None:
+        return networks.unmanaged(snapshot, now)
+    return networks.judge(snapshot, policy.networks, policy.safety, now, released)
+
+
+def _build_cache(
+    snapshot: Snapshot, policy: Policy, now: datetime, _: Released
+) -> tuple[Judgement, ...]:
+    if policy.build_cache is None:
+        return build_cache.unmanaged(snapshot, now)
+    return build_cache.judge(snapshot, policy.build_cache, policy.safety, now)
+
+
+KINDS: tuple[tuple[Kind, Judge], ...] = (
+    (Kind.CONTAINER, _containers),
+    (Kind.IMAGE, _images),
+    (Kind.VOLUME, _volumes),
+    (Kind.NETWORK, _networks),
+    (Kind.BUILD_CACHE, _build_cache),
+)
+"""Every kind gcd collects, in the order its deletions run: a container first releases its
+image, volumes and networks. Adding a kind: one module in `gcd.core.kinds`, one adapter in
+`gcd.engine.kinds`, and one entry here."""
+
+CRITICAL_ORDER = (Kind.CONTAINER, Kind.VOLUME, Kind.BUILD_CACHE, Kind.NETWORK, Kind.IMAGE)
+"""The order of deletions at the critical watermark: a completely full engine cannot delete
+images (HTTP 500 writing its metadata) but can remove containers, volumes and build cache."""
+
+DANGLING = "dangling images"
+EVICTION_ORDER: tuple[Kind | str, ...] = (
+    Kind.BUILD_CACHE,
+    Kind.CONTAINER,
+    DANGLING,
+    Kind.IMAGE,
+    Kind.VOLUME,
+)
+"""Under disk pressure, soft keeps yield in this order of kinds (least recently used first
+within each): build cache is rebuilt cheaply, a stopped container is rarely wanted again,
+images are pulled again, and a volume may be someone's only copy of its data. Networks hold no
+bytes and never yield."""
+
+
+def managed_kinds(policy: Policy) -> tuple[Kind, ...]:
+    sections = {
+        Kind.CONTAINER: policy.containers,
+        Kind.IMAGE: policy.images,
+        Kind.VOLUME: policy.volumes,
+        Kind.NETWORK: policy.networks,
+        Kind.BUILD_CACHE: policy.build_cache,
+    }
+    return tuple(kind for kind, _ in KINDS if sections[kind] is not None)
+
+
+def _stage(judgement: Judgement) -> Kind | str:
+    subject = judgement.subject
+    if isinstance(subject, Image) and subject.is_dangling:
+        return DANGLING
+    return subject.key.kind
+
+
+class _Judging:
+    """The judgements of every kind, redone when the set of released containers grows, with
+    the pressure evictions made so far applied on top."""
+
+    def __init__(self, snapshot: Snapshot, policy: Policy, now: datetime) -> None:
+        self.snapshot, self.policy, self.now = snapshot, policy, now
+        self.evicted: dict[Key, str] = {}
+        self.containers = list(_containers(snapshot, policy, now, frozenset()))
+        self.released = frozenset(j.subject.key.id for j in self.containers if j.rule.deletes)
+        self.rejudge()
+
+    def rejudge(self) -> None:
+        others = [
+            j
+            for kind, judge in KINDS
+            if kind is not Kind.CONTAINER
+            for j in judge(self.snapshot, self.policy, self.now, self.released)
+        ]
+        self.judged = self._evictions_applied([*self.containers, *others])
+
+    def _evictions_applied(self, judged: Iterable[Judgement]) -> list[Judgement]:
+        return [
+            replace(
+                j,
+                rule=RuleId.PRESSURE,
+                detail=f"{self.evicted[j.subject.key]}; yields {j.rule.value}",
+            )
+            if j.subject.key in self.evicted and j.rule.yields_to_pressure
+            else j
+            for j in judged
+        ]
+
+    def evict(self, keys: Iterable[Key], pressure: Pressure) -> None:
+        by_key = {j.subject.key: j for j in self.judged}
+        for key in keys:
+            idle = format_duration(self.now - by_key[key].last_use)
+            self.evicted[key] = f"{pressure.describe()}; last used {idle} ago"
+        self.containers = self._evictions_applied(self.containers)
+        self.released = frozenset(j.subject.key.id for j in self.containers if j.rule.deletes)
+        self.rejudge()
+
+    def defer_containers(self, deferred: set[Key]) -> None:
+        """Containers beyond the per-run cap stay, and so hold what they use."""
+        self.released = frozenset(
+            k.id
+            for k in (j.subject.key for j in self.containers if j.rule.deletes)
+            if k not in deferred
+        )
+        self.rejudge()
 
 
 def _under_pressure(
-    judged: list[Judgement], account: StorageAccount, pressure: Pressure, now: datetime
-) -> tuple[list[Judgement], str, bool]:
-    deleting = [j.subject for j in judged if j.rule.deletes]
-    soft = sorted(
-        (j for j in judged if j.rule.yields_to_pressure),
-        key=lambda j: (j.last_use, j.subject.key),
-    )
-    eviction = evict(pressure, account, deleting, [j.subject for j in soft])
-    evicted = set(eviction.evicted)
-    result = [
-        replace(
-            j,
-            rule=RuleId.PRESSURE,
-            detail=f"{pressure.describe()}; last used {format_duration(now - j.last_use)} "
-            f"ago; yields {j.rule.value}",
+    judging: _Judging, account: StorageAccount, pressure: Pressure
+) -> tuple[str, bool]:
+    projected = pressure.projected_ratio(0)
+    for stage in EVICTION_ORDER:
+        deleting = [j.subject for j in judging.judged if j.rule.deletes]
+        soft = sorted(
+            (j for j in judging.judged if j.rule.yields_to_pressure and _stage(j) == stage),
+            key=lambda j: (j.last_use, j.order, j.subject.key),
         )
-        if j.subject.key in evicted
-        else j
-        for j in judged
-    ]
-    note = f"{pressure.describe()}; projected {eviction.projected_ratio:.0%} after this run"
-    if eviction.shortfall:
+        eviction = evict(pressure, account, deleting, [j.subject for j in soft])
+        if eviction.evicted:
+            judging.evict(eviction.evicted, pressure)
+        projected = eviction.projected_ratio
+        if projected < pressure.low:
+            break
+    deleting = [j.subject for j in judging.judged if j.rule.deletes]
+    projected = pressure.projected_ratio(account.freed_by(deleting))
+    note = f"{pressure.describe()}; projected {projected:.0%} after this run"
+    shortfall = projected > pressure.high
+    if shortfall:
         note += "; nothing evictable is left above the high watermark"
-    return result, note, eviction.shortfall
+    return note, shortfall
 
 
 def _refusal(judged: Sequence[Judgement], policy: Policy) -> str | None:
     """The delete fraction, per kind: a policy that would delete nearly everything of a kind
     is more likely wrong than meant."""
     limit = policy.safety.max_delete_fraction
-    for kind, _ in KINDS:
+    for kind in managed_kinds(policy):
         of_kind = [j for j in judged if j.subject.key.kind is kind]
         deleting = sum(1 for j in of_kind if j.rule.deletes)
         if of_kind and deleting / len(of_kind) > limit:
@@ -82,27 +212,45 @@ def _refusal(judged: Sequence[Judgement], policy: Policy) -> str | None:
     return None
 
 
+def _beyond_cap(judged: Sequence[Judgement], kind: Kind, limit: int) -> set[Key]:
+    deleting = sorted(
+        (j for j in judged if j.rule.deletes and j.subject.key.kind is kind),
+        key=lambda j: j.order,
+    )
+    return {j.subject.key for j in deleting[limit:]}
+
+
 def evaluate(
     snapshot: Snapshot, policy: Policy, now: datetime, pressure: Pressure | None = None
 ) -> Plan:
     """Decide every object of `snapshot` under `policy` at `now`. Pure and deterministic.
 
     Under `pressure` above its high watermark, soft keeps (`newest`, `younger_than`,
-    `used_within`) yield, least recently used first, until usage is projected below low."""
+    `used_within`, `exited_within`, `unused_within`, `within_size`) yield in
+    `EVICTION_ORDER` until usage is projected below low."""
     account = StorageAccount.of(snapshot)
-    judged = [j for _, judge in KINDS for j in judge(snapshot, policy, now)]
+    judging = _Judging(snapshot, policy, now)
     pressure_note, shortfall = None, False
-    managed = policy.images is not None
+    managed = managed_kinds(policy)
     if managed and pressure is not None and pressure.above_high:
-        judged, pressure_note, shortfall = _under_pressure(judged, account, pressure, now)
+        pressure_note, shortfall = _under_pressure(judging, account, pressure)
 
-    kind_order = {kind: position for position, (kind, _) in enumerate(KINDS)}
+    limit = policy.safety.max_deletions_per_run
+    deferred = _beyond_cap(judging.judged, Kind.CONTAINER, limit)
+    if deferred:
+        judging.defer_containers(deferred)
+    judged = list(build_cache.settle(judging.judged))
+    for kind, _ in KINDS:
+        if kind is not Kind.CONTAINER:
+            deferred |= _beyond_cap(judged, kind, limit)
+
+    critical = pressure is not None and pressure.above_high and pressure.critical_reached
+    sequence = CRITICAL_ORDER if critical else tuple(kind for kind, _ in KINDS)
+    kind_order = {kind: position for position, kind in enumerate(sequence)}
     deleting = sorted(
-        (j for j in judged if j.rule.deletes),
+        (j for j in judged if j.rule.deletes and j.subject.key not in deferred),
         key=lambda j: (kind_order[j.subject.key.kind], j.order),
     )
-    limit = policy.safety.max_deletions_per_run
-    deferred = {j.subject.key for j in deleting[limit:]}
     order = {j.subject.key: position for position, j in enumerate(deleting)}
 
     decisions: list[Decision] = []
@@ -118,7 +266,7 @@ def evaluate(
         tuple(decisions),
         account.freed_by(d.subject for d in decisions if d.deletes),
         account.total_bytes,
-        _refusal(judged, policy) if managed else None,
+        _refusal(judged, policy),
         pressure_note,
         shortfall,
     )

@@ -45,6 +45,8 @@ class RuleId(StrEnum):
     """A stopped container younger than `containers.remove_exited_after`."""
     UNUSED_WITHIN = "keep.unused_within"
     """A volume, network or build-cache record used more recently than its section allows."""
+    WITHIN_SIZE = "keep.within_size"
+    """A build-cache record the cache keeps under `build_cache.max_size`."""
     UNMANAGED = "keep.unmanaged"
     RUN_LIMIT = "keep.run_limit"
     UNKEPT = "delete.unkept"
@@ -72,5 +74,6 @@ _SOFT = frozenset(
         RuleId.USED_WITHIN,
         RuleId.EXITED_WITHIN,
         RuleId.UNUSED_WITHIN,
+        RuleId.WITHIN_SIZE,
     }
 )

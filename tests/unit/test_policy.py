@@ -44,7 +44,8 @@ class TestInUseGuard:
         snap = snapshot(used, containers=(container(used, state=ContainerState.EXITED),))
         plan = plan_of(snap, policy())
         assert plan.deletions == ()
-        assert plan.decisions[0].detail.startswith("used by container c")
+        (decision,) = (d for d in plan.decisions if d.key == used.key)
+        assert decision.detail.startswith("used by container c")
 
     def test_the_guard_comes_before_rules_that_would_delete(self) -> None:
         used = image(seed="dangling-used")

@@ -94,11 +94,11 @@ def test_evaluation_is_deterministic_whatever_the_input_order(
 
 @settings(max_examples=200, deadline=None)
 @given(snapshots(), st.lists(keep_rules, max_size=3))
-def test_every_image_gets_exactly_one_decision_with_a_rule(
+def test_every_object_gets_exactly_one_decision_with_a_rule(
     snap: Snapshot, rules: list[KeepRule]
 ) -> None:
     plan = evaluate(snap, policy(*rules), NOW)
-    assert sorted(d.key.id for d in plan.decisions) == sorted(i.id for i in snap.images)
+    assert sorted(d.key for d in plan.decisions) == sorted(r.key for r in snap.records)
     assert all(isinstance(d.rule, RuleId) for d in plan.decisions)
     # Layers unique to one image are disjoint, and all of them go with the set.
     assert plan.freed_bytes >= sum(d.freed_bytes for d in plan.deletions)

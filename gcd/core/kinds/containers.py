@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gcd.core.kind import Kind
 from gcd.core.patterns import NamePattern, Pattern
-from gcd.core.records import Container
+from gcd.core.plan import Judgement
+from gcd.core.records import Container, Snapshot
 from gcd.core.references import InvalidReferenceError, parse_reference
 from gcd.core.rules import RuleId
+from gcd.core.safety import Safety
+from gcd.core.units import format_duration, spell_duration
 
 KIND = Kind.CONTAINER
 
@@ -79,3 +82,86 @@ class ContainerPolicy:
 
 def is_service(container: Container) -> bool:
     return container.restart_policy not in ("", "no") or COMPOSE_PROJECT_LABEL in container.labels
+
+
+def _age(container: Container, now: datetime) -> timedelta:
+    since = container.stopped_at or container.created or now
+    return max(now - since, timedelta(0))
+
+
+def _stopped(container: Container, now: datetime) -> str:
+    if container.finished_at is not None:
+        return f"exited {format_duration(_age(container, now))} ago"
+    return f"created {format_duration(_age(container, now))} ago, never started"
+
+
+def _service(container: Container) -> str:
+    if container.restart_policy not in ("", "no"):
+        return f"restart policy {container.restart_policy}"
+    return f"Compose project {container.labels[COMPOSE_PROJECT_LABEL]}"
+
+
+def _decide(
+    container: Container, section: ContainerPolicy, safety: Safety, now: datetime
+) -> tuple[RuleId, str]:
+    if container.is_active:
+        return RuleId.ACTIVE, f"{container.state}"
+    if not container.details_known or container.stopped_at is None:
+        return RuleId.DETAILS_UNKNOWN, "its exit time and restart policy could not be read"
+    if container.created is not None and container.created > now:
+        return RuleId.CREATED_IN_FUTURE, f"Created {container.created.isoformat()} is in the future"
+    age = _age(container, now)
+    if age < safety.min_age:
+        return RuleId.MIN_AGE, f"{_stopped(container, now)} < safety.min_age"
+    for rule in section.keep:
+        if rule.holds(container):
+            return rule.rule_id, rule.describe()
+    if is_service(container) and not any(
+        p.matches(container.name) for p in section.remove_services_named
+    ):
+        return RuleId.SERVICE, (
+            f"{_service(container)}: a service; containers.remove_services_named does not name it"
+        )
+    limit = spell_duration(section.remove_exited_after)
+    if age < section.remove_exited_after:
+        return RuleId.EXITED_WITHIN, f"{_stopped(container, now)}; remove_exited_after {limit}"
+    return RuleId.EXITED, f"{_stopped(container, now)}; remove_exited_after {limit}"
+
+
+def _last_use(container: Container, now: datetime) -> datetime:
+    return now if container.is_active else container.stopped_at or container.created or now
+
+
+def _order(container: Container, now: datetime) -> tuple[float, str]:
+    return (_last_use(container, now).timestamp(), container.id)
+
+
+def judge(
+    snapshot: Snapshot, section: ContainerPolicy, safety: Safety, now: datetime
+) -> tuple[Judgement, ...]:
+    """Every container of `snapshot` under the `containers:` section, oldest exit first."""
+    return tuple(
+        Judgement(
+            container,
+            *_decide(container, section, safety, now),
+            age=_age(container, now),
+            last_use=_last_use(container, now),
+            order=_order(container, now),
+        )
+        for container in sorted(snapshot.containers, key=lambda c: c.id)
+    )
+
+
+def unmanaged(snapshot: Snapshot, now: datetime) -> tuple[Judgement, ...]:
+    """No `containers:` section: containers are not touched."""
+    return tuple(
+        Judgement(
+            container,
+            RuleId.UNMANAGED,
+            "policy has no containers section",
+            age=_age(container, now),
+            last_use=_last_use(container, now),
+            order=_order(container, now),
+        )
+        for container in sorted(snapshot.containers, key=lambda c: c.id)
+    )

@@ -172,7 +172,7 @@ def _decide(
 ) -> tuple[RuleId, str]:
     age = local_age(image, now)
     if image.id in in_use:
-        return RuleId.IN_USE, "used by container " + ", ".join(sorted(in_use[image.id]))
+        return RuleId.IN_USE, "used by " + ", ".join(sorted(in_use[image.id]))
     if image.created is not None and image.created > now:
         return RuleId.CREATED_IN_FUTURE, f"Created {image.created.isoformat()} is in the future"
     if age < safety.min_age:
@@ -194,24 +194,47 @@ def _deletion_order(image: Image) -> tuple[int, float, str]:
     return (-len(image.layers), image.seen_at.timestamp(), image.id)
 
 
+def _released_note(
+    rule: RuleId, detail: str, image: Image, released: dict[str, list[str]]
+) -> tuple[RuleId, str]:
+    if image.id not in released or rule is RuleId.IN_USE:
+        return rule, detail
+    return rule, f"{detail}; released by {', '.join(sorted(released[image.id]))}, removed first"
+
+
 def judge(
-    snapshot: Snapshot, section: ImagePolicy, safety: Safety, now: datetime
+    snapshot: Snapshot,
+    section: ImagePolicy,
+    safety: Safety,
+    now: datetime,
+    released: frozenset[str] = frozenset(),
 ) -> tuple[Judgement, ...]:
     """Every image of `snapshot` under the `images:` section: the guards first (in use by
     any container, Created in the future, younger than `safety.min_age`), then the keep rules
     in order, the first that holds being the reason, then dangling images by
-    `dangling.keep_within`; what nothing keeps is deleted (`delete.unkept`)."""
+    `dangling.keep_within`; what nothing keeps is deleted (`delete.unkept`).
+
+    Containers in `released` (ids) are removed earlier in the same run: they hold nothing,
+    and a decision they released says so."""
     images = tuple(sorted(snapshot.images, key=lambda i: i.id))
     in_use: dict[str, list[str]] = defaultdict(list)
+    freed: dict[str, list[str]] = defaultdict(list)
     for container in snapshot.containers:
-        in_use[container.image_id].append(f"{container.name} ({container.state})")
+        holders = freed if container.id in released else in_use
+        holders[container.image_id].append(f"container {container.name} ({container.state})")
     newest = {
         rule.index: _newest_sets(rule, images) for rule in section.keep if rule.newest is not None
     }
     return tuple(
         Judgement(
             image,
-            *_decide(image, section=section, safety=safety, in_use=in_use, newest=newest, now=now),
+            *_released_note(
+                *_decide(
+                    image, section=section, safety=safety, in_use=in_use, newest=newest, now=now
+                ),
+                image,
+                freed,
+            ),
             age=local_age(image, now),
             last_use=last_use(image),
             order=_deletion_order(image),

@@ -7,10 +7,17 @@ user-defined network nothing has used for `unused_for` goes. Networks hold no by
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gcd.core.kind import Kind
+from gcd.core.plan import Judgement
+from gcd.core.records import Container, Network, Snapshot
+from gcd.core.rules import RuleId
+from gcd.core.safety import Safety
+from gcd.core.units import format_duration, spell_duration
 
 KIND = Kind.NETWORK
 
@@ -18,3 +25,88 @@ KIND = Kind.NETWORK
 @dataclass(frozen=True, slots=True)
 class NetworkPolicy:
     unused_for: timedelta
+
+
+def _attached(
+    containers: Iterable[Container], released: frozenset[str]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    holders: dict[str, list[str]] = defaultdict(list)
+    freed: dict[str, list[str]] = defaultdict(list)
+    for container in containers:
+        target = freed if container.id in released else holders
+        for network_id in container.networks:
+            target[network_id].append(f"container {container.name} ({container.state})")
+    return holders, freed
+
+
+def last_use(network: Network, now: datetime, attached: bool) -> datetime:
+    if attached:
+        return now
+    return max(network.last_used or network.seen_at, network.seen_at)
+
+
+def _decide(
+    network: Network,
+    *,
+    section: NetworkPolicy,
+    safety: Safety,
+    holders: dict[str, list[str]],
+    released: dict[str, list[str]],
+    now: datetime,
+) -> tuple[RuleId, str]:
+    if network.is_builtin:
+        return RuleId.BUILTIN, f"the engine's own network ({network.scope} scope)"
+    if network.id in holders:
+        return RuleId.IN_USE, "attached: " + ", ".join(sorted(holders[network.id]))
+    if network.endpoints:
+        return RuleId.IN_USE, f"{network.endpoints} endpoints"
+    if network.created is not None and network.created > now:
+        return RuleId.CREATED_IN_FUTURE, f"Created {network.created.isoformat()} is in the future"
+    age = max(now - network.seen_at, timedelta(0))
+    if age < safety.min_age:
+        return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
+    limit = spell_duration(section.unused_for)
+    if network.id in released:
+        who = ", ".join(sorted(released[network.id]))
+        return RuleId.UNUSED_WITHIN, f"attached to {who}, removed first; unused_for {limit}"
+    idle = now - last_use(network, now, attached=False)
+    text = f"unused for {format_duration(idle)}; unused_for {limit}"
+    return (RuleId.UNUSED if idle >= section.unused_for else RuleId.UNUSED_WITHIN), text
+
+
+def judge(
+    snapshot: Snapshot,
+    section: NetworkPolicy,
+    safety: Safety,
+    now: datetime,
+    released: frozenset[str] = frozenset(),
+) -> tuple[Judgement, ...]:
+    """Every network of `snapshot` under the `networks:` section."""
+    holders, freed = _attached(snapshot.containers, released)
+    return tuple(
+        Judgement(
+            network,
+            *_decide(
+                network, section=section, safety=safety, holders=holders, released=freed, now=now
+            ),
+            age=max(now - network.seen_at, timedelta(0)),
+            last_use=last_use(network, now, attached=network.id in holders or network.id in freed),
+            order=(network.seen_at.timestamp(), network.id),
+        )
+        for network in sorted(snapshot.networks, key=lambda n: n.id)
+    )
+
+
+def unmanaged(snapshot: Snapshot, now: datetime) -> tuple[Judgement, ...]:
+    """No `networks:` section (or a built-in network): not touched."""
+    return tuple(
+        Judgement(
+            network,
+            RuleId.BUILTIN if network.is_builtin else RuleId.UNMANAGED,
+            "the engine's own network" if network.is_builtin else "policy has no networks section",
+            age=max(now - network.seen_at, timedelta(0)),
+            last_use=last_use(network, now, attached=False),
+            order=(network.seen_at.timestamp(), network.id),
+        )
+        for network in sorted(snapshot.networks, key=lambda n: n.id)
+    )
