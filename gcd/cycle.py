@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import structlog
 from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure
 from gcd.core.evaluate import evaluate
+from gcd.core.kind import Kind
 from gcd.core.plan import Plan
 from gcd.core.policy import Policy
 from gcd.core.records import ContainerState, Snapshot
@@ -73,8 +74,57 @@ def plan_once(
 
 
 def freed_by(snapshot: Snapshot, report: Report) -> int:
-    gone = {o.key for o in report.outcomes if o.status is OutcomeStatus.REMOVED}
-    return StorageAccount.of(snapshot).freed_by(r for r in snapshot.records if r.key in gone)
+    """Bytes the removed objects freed, shared units counted once; for build cache the
+    engine's own count (`SpaceReclaimed`), which knows what a record shared."""
+    removed = [o for o in report.outcomes if o.status is OutcomeStatus.REMOVED]
+    counted = {o.key for o in removed if o.key.kind is not Kind.BUILD_CACHE}
+    engine_counted = sum(o.freed_bytes for o in removed if o.key.kind is Kind.BUILD_CACHE)
+    account = StorageAccount.of(snapshot)
+    return account.freed_by(r for r in snapshot.records if r.key in counted) + engine_counted
+
+
+def _relief(
+    plan: Plan, remeasure: Callable[[], Pressure | None] | None
+) -> Callable[[Kind], str | None] | None:
+    """After each kind's deletions under pressure: is the disk below low now, measured?"""
+    if plan.pressure is None or remeasure is None:
+        return None
+
+    def relieved(kind: Kind) -> str | None:
+        now = remeasure()
+        if now is None or max(now.bytes_ratio, now.inodes_ratio) >= now.low:
+            return None
+        log.info("pressure_relieved", after_kind=kind.value, detail=now.describe())
+        return f"not needed: {now.describe()} after the {kind.value} deletions, below low"
+
+    return relieved
+
+
+def _retry_images(
+    plan: Plan, report: Report, engine: Engine, stop: threading.Event | None
+) -> Report:
+    """At the critical watermark images go last and those the full engine could not delete
+    (HTTP 500 while rewriting its metadata) are tried once more, now that the other kinds
+    have freed space."""
+    failed = {
+        o.key
+        for o in report.outcomes
+        if o.key.kind is Kind.IMAGE and o.status is OutcomeStatus.FAILED
+    }
+    freed_other = any(
+        o.status is OutcomeStatus.REMOVED and o.key.kind is not Kind.IMAGE for o in report.outcomes
+    )
+    if not failed or not freed_other:
+        return report
+    log.info("images_retried", images=len(failed), reason="critical watermark")
+    retry = execute(
+        replace(plan, decisions=tuple(d for d in plan.decisions if d.key in failed)),
+        engine,
+        stop=stop,
+    )
+    again = {o.key: o for o in retry.outcomes}
+    outcomes = tuple(again.get(o.key, o) for o in report.outcomes)
+    return Report(outcomes, report.aborted or retry.aborted)
 
 
 def run_once(
@@ -86,22 +136,32 @@ def run_once(
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     pressure: Pressure | None = None,
+    remeasure: Callable[[], Pressure | None] | None = None,
     trigger: str = "once",
 ) -> RunResult:
     """Plan and execute under the host-wide lock. A plan that a safety limit refuses is not
-    executed: the result carries it (`plan.refusal`) with an empty report."""
+    executed: the result carries it (`plan.refusal`) with an empty report.
+
+    Under `pressure`, `remeasure` reads the disk again after each kind's deletions, and the
+    pressure evictions stop as soon as it is below low; at the critical watermark images go
+    last and are retried once if the full engine refused them."""
     with hold_lock(state_dir):
         planned = plan_once(engine, policy, state_dir, now, pressure)
         if planned.plan.refusal is not None:
             log.warning("run_refused", trigger=trigger, refusal=planned.plan.refusal)
             return RunResult(planned.snapshot, planned.plan, Report(()), 0)
-        report = execute(planned.plan, engine, stop=stop, on_outcome=on_outcome)
+        plan = planned.plan
+        report = execute(
+            plan, engine, stop=stop, on_outcome=on_outcome, relieved=_relief(plan, remeasure)
+        )
+        if pressure is not None and pressure.above_high and pressure.critical_reached:
+            report = _retry_images(plan, report, engine, stop)
     freed = freed_by(planned.snapshot, report)
     log.info(
         "run_finished",
         trigger=trigger,
         pressure=planned.plan.pressure,
-        images=len(planned.plan.decisions),
+        objects=len(planned.plan.decisions),
         planned_deletions=len(planned.plan.deletions),
         removed=report.count(OutcomeStatus.REMOVED),
         skipped=len(report.outcomes) - report.count(OutcomeStatus.REMOVED),

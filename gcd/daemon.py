@@ -161,9 +161,18 @@ class Daemon:
         disk = self.policy.schedule.disk
         if disk is None or usage is None:
             return None
-        pressure = usage.pressure(disk.high, disk.low)
+        pressure = usage.pressure(disk.high, disk.low, disk.critical_ratio)
         self.observer.disk_measured(pressure)
         return pressure
+
+    def _remeasure(self) -> Pressure | None:
+        """The disk again, mid-cycle (after each kind's deletions): a failed measurement
+        only means the run goes on as planned."""
+        try:
+            return self._pressure(self.disk_usage())
+        except GcdError as exc:
+            log.warning("disk_check_failed", error=str(exc))
+            return None
 
     def check_disk(self) -> None:
         """The disk-pressure poll: above `high` → a cycle now, unless backing off."""
@@ -202,6 +211,7 @@ class Daemon:
                     policy,
                     self.settings.state_dir,
                     pressure=pressure,
+                    remeasure=self._remeasure,
                     stop=self.stop_event,
                     trigger=trigger,
                 )

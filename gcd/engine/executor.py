@@ -23,6 +23,7 @@ import structlog
 
 from gcd.core.kind import Kind
 from gcd.core.plan import Decision, Plan
+from gcd.core.rules import RuleId
 from gcd.engine.api import EngineApi
 from gcd.engine.kinds import images
 from gcd.engine.outcomes import ATTENTION, Outcome, OutcomeStatus, Removal, Report, Verdict
@@ -79,23 +80,33 @@ def execute(
     *,
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    relieved: Callable[[Kind], str | None] | None = None,
 ) -> Report:
     """Apply `plan`'s deletions in order; one `Outcome` per planned deletion, logged as one
     `<kind>_removed` or `<kind>_skipped` event (`image_removed`) and passed to `on_outcome`.
 
+    `relieved` closes the loop of the disk budget: after the deletions of each kind it is
+    asked whether the disk is below its low watermark now (measured, not predicted); when it
+    answers (why), the remaining `delete.pressure` decisions are `not_attempted`, while the
+    policy's own deletions go on.
+
     Raises `RunRefusedError` for a refused plan before touching anything. `stop` ends the run
-    after the image in progress: the rest is `not_attempted`, and `Report.aborted` stays None
+    after the object in progress: the rest is `not_attempted`, and `Report.aborted` stays None
     (a requested stop is no failure); an unreachable engine sets it.
     """
     if plan.refusal is not None:
         raise RunRefusedError(plan.refusal)
     outcomes: list[Outcome] = []
     aborted: str | None = None
-    for decision in plan.deletions:
+    below_low: str | None = None
+    deletions = plan.deletions
+    for position, decision in enumerate(deletions):
         if aborted is not None:
             verdict = Verdict(OutcomeStatus.NOT_ATTEMPTED, aborted)
         elif stop is not None and stop.is_set():
             verdict = Verdict(OutcomeStatus.NOT_ATTEMPTED, "stop requested; not attempted")
+        elif below_low is not None and decision.rule is RuleId.PRESSURE:
+            verdict = Verdict(OutcomeStatus.NOT_ATTEMPTED, below_low)
         else:
             attempt = ADAPTERS[decision.key.kind](decision, engine, plan.created_at)
             try:
@@ -110,4 +121,8 @@ def execute(
         outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
+        kind = decision.key.kind
+        last_of_kind = position + 1 == len(deletions) or deletions[position + 1].key.kind != kind
+        if relieved is not None and below_low is None and aborted is None and last_of_kind:
+            below_low = relieved(kind)
     return Report(tuple(outcomes), aborted)

@@ -18,9 +18,15 @@ class DiskUsage:
     used_inodes: int
     total_inodes: int
 
-    def pressure(self, high: float, low: float) -> Pressure:
+    def pressure(self, high: float, low: float, critical: float = 1.0) -> Pressure:
         return Pressure(
-            self.used_bytes, self.total_bytes, self.used_inodes, self.total_inodes, high, low
+            self.used_bytes,
+            self.total_bytes,
+            self.used_inodes,
+            self.total_inodes,
+            high,
+            low,
+            critical,
         )
 
 
