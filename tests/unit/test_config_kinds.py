@@ -4,6 +4,7 @@ written, and each mistake refused at its position with the fix."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from gcd.core.records import Container, ContainerState
 from gcd.core.rules import RuleId
 from gcd.errors import PolicyError
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "policy.example.yaml"
 CONTAINERS = "containers:\n  remove_exited_after: 2d\n"
 VOLUMES = "volumes:\n  anonymous_unused_for: 7d\n"
 
@@ -343,3 +345,56 @@ def test_every_new_section_reports_all_its_problems_at_once() -> None:
         "p.yaml:3:25",
         "p.yaml:4:24",
     ]
+
+
+# --- the example policy ---------------------------------------------------------------------
+
+
+def example(uncommented: bool) -> str:
+    """policy.example.yaml, with its optional sections (and `critical`) uncommented or not."""
+    text = EXAMPLE.read_text()
+    if not uncommented:
+        return text
+    head, rest = text.split("# --- begin optional sections ---\n")
+    sections, tail = rest.split("# --- end optional sections ---\n")
+    lines = [line.removeprefix("# ") for line in sections.splitlines(keepends=True)]
+    return head + "".join(lines) + tail.replace("    # critical: 95%", "    critical: 95%")
+
+
+def test_the_example_touches_images_only_as_shipped() -> None:
+    policy = parse_policy(example(uncommented=False), "policy.example.yaml")
+    assert policy.images is not None
+    assert (policy.containers, policy.volumes, policy.build_cache, policy.networks) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert policy.schedule.disk is not None
+    assert policy.schedule.disk.critical is None
+
+
+def test_the_examples_optional_sections_load_as_documented() -> None:
+    policy = parse_policy(example(uncommented=True), "policy.example.yaml")
+    containers, volumes = policy.containers, policy.volumes
+    assert containers is not None
+    assert [r.rule_id for r in containers.keep] == [RuleId.LABEL, RuleId.NAME, RuleId.IMAGE]
+    assert containers.remove_exited_after == timedelta(days=2)
+    assert [p.text for p in containers.remove_services_named] == ["ci-svc-*"]
+    assert volumes is not None
+    assert (volumes.anonymous_unused_for, volumes.named_unused_for) == (
+        timedelta(days=7),
+        timedelta(days=14),
+    )
+    assert [p.text for p in volumes.named] == ["ci-cache-*"]
+    assert policy.build_cache is not None
+    assert (policy.build_cache.unused_for, policy.build_cache.max_size_bytes) == (
+        timedelta(days=7),
+        20 * 10**9,
+    )
+    assert policy.networks is not None
+    assert policy.networks.unused_for == timedelta(days=1)
+    assert policy.schedule.disk is not None
+    assert policy.schedule.disk.critical == 0.95
+    assert policy.images is not None  # unchanged by the other sections
+    assert len(policy.images.keep) == 5
