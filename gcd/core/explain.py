@@ -141,14 +141,27 @@ def _volume_rule(rule: VolumeKeepRule) -> tuple[str, RuleId]:
 
 
 def explain_volume(section: VolumePolicy | None, volume: Volume) -> str:
-    """The first keep rule that holds, else which part of the section applies to it."""
+    """The first keep rule that holds, else which part of the section applies to it;
+    label rules for labels not given are said as conditions first."""
     if section is None:
         return "not touched: the policy has no volumes section"
+    conditional: list[str] = []
     for rule in section.keep:
-        names = not rule.names or any(p.matches(volume.name) for p in rule.names)
-        if names and _labels_hold(rule.labels, volume.labels):
-            text, rule_id = _volume_rule(rule)
-            return f"kept by {text} ({rule_id.value})"
+        if rule.names and not any(p.matches(volume.name) for p in rule.names):
+            continue
+        text, rule_id = _volume_rule(rule)
+        if _labels_hold(rule.labels, volume.labels):
+            answer = f"kept by {text} ({rule_id.value})"
+            return answer + ("; earlier, " + "; ".join(conditional) if conditional else "")
+        conditional.append(f"{text} ({rule_id.value}) if it has those labels")
+    answer = _volume_section(section, volume)
+    if conditional:
+        return f"kept only by {'; or '.join(conditional)}; otherwise {answer}"
+    return answer
+
+
+def _volume_section(section: VolumePolicy, volume: Volume) -> str:
+    """Which part of the section applies to a volume no keep rule keeps."""
     guard = f"; never while any container mounts it ({RuleId.IN_USE.value})"
     if volume.anonymous:
         if section.anonymous_unused_for is None:

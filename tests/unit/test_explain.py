@@ -3,9 +3,11 @@ said without an engine, in the order the kinds' judges decide."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from gcd.cli import main
 from gcd.config.loader import parse_policy
@@ -113,25 +115,39 @@ class TestContainers:
         )
 
 
+VOLUME_LABEL_RULE = "volumes.keep[0] label gc.keep=true (keep.label) if it has those labels"
+
+
 class TestVolumes:
     @pytest.mark.parametrize(
         ("name", "labels", "answer"),
         [
             ("x", {"gc.keep": "true"}, "kept by volumes.keep[0] label gc.keep=true (keep.label)"),
-            ("keep-1", {}, "kept by volumes.keep[1] name keep-* (keep.name)"),
+            (
+                "keep-1",
+                {},
+                f"kept by volumes.keep[1] name keep-* (keep.name); earlier, {VOLUME_LABEL_RULE}",
+            ),
             (
                 "f" * 64,
                 {},
-                "anonymous: goes once no container has used it for 1w (delete.unused); never "
-                "while any container mounts it (keep.in_use)",
+                f"kept only by {VOLUME_LABEL_RULE}; otherwise anonymous: goes once no container "
+                "has used it for 1w (delete.unused); never while any container mounts it "
+                "(keep.in_use)",
             ),
             (
                 "ci-cache-go",
-                {},
-                "named by volumes.named[0] ci-cache-*: goes once no container has used it for "
-                "2w (delete.unused); never while any container mounts it (keep.in_use)",
+                {"team": "ci"},
+                f"kept only by {VOLUME_LABEL_RULE}; otherwise named by volumes.named[0] "
+                "ci-cache-*: goes once no container has used it for 2w (delete.unused); never "
+                "while any container mounts it (keep.in_use)",
             ),
-            ("data", {}, "named, and no volumes.named pattern names it: kept (keep.named)"),
+            (
+                "data",
+                {},
+                f"kept only by {VOLUME_LABEL_RULE}; otherwise named, and no volumes.named "
+                "pattern names it: kept (keep.named)",
+            ),
         ],
     )
     def test_each_part_of_the_section_is_named(
@@ -155,6 +171,14 @@ class TestVolumes:
         )
 
 
+@pytest.fixture
+def logging_reset() -> Iterator[None]:
+    """`main` points structlog at this test's captured stderr; later tests must not log there."""
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("logging_reset")
 def test_the_command_answers_for_references_a_container_and_a_volume(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
