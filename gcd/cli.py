@@ -16,6 +16,7 @@ from gcd import __version__
 from gcd.config.loader import load_policy
 from gcd.config.trusted import load_trusted_policy, policy_findings
 from gcd.config.webconfig import load_web_config
+from gcd.core.explain import container_named, explain_container, explain_volume, volume_named
 from gcd.core.kinds.images import explain_reference
 from gcd.core.policy import Policy
 from gcd.core.references import InvalidReferenceError, parse_reference
@@ -29,6 +30,7 @@ from gcd.errors import (
     GcdError,
     PolicyError,
     RunRefusedError,
+    UsageError,
 )
 from gcd.host.permissions import OVERRIDE_ENV, OVERRIDE_OPTION, allow_insecure_permissions
 from gcd.host.state import State
@@ -133,9 +135,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = command("check", "validate policy files")
     check.add_argument("files", type=Path, nargs="+")
-    test = command("test-pattern", "which keep rule would hold each reference")
+    test = command(
+        "test-pattern",
+        "which rule of a policy would decide each image reference, a container or a volume",
+    )
     test.add_argument("file", type=Path)
-    test.add_argument("references", nargs="+")
+    test.add_argument("references", nargs="*", metavar="REFERENCE", help="image references")
+    about = test.add_mutually_exclusive_group()
+    about.add_argument(
+        "--container", metavar="NAME", help="a stopped container: its keep rule, service or age"
+    )
+    about.add_argument("--volume", metavar="NAME", help="a volume: its keep rule or pattern")
+    test.add_argument("--image", metavar="REF", help="the image --container was created from")
+    test.add_argument(
+        "--restart-policy",
+        metavar="POLICY",
+        default="no",
+        help="--container's restart policy (anything but no makes it a service)",
+    )
+    test.add_argument(
+        "--label",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a label of --container or --volume (repeat for several)",
+    )
     return parser
 
 
@@ -258,7 +282,37 @@ def describe_reference(policy: Policy, text: str) -> str:
     return explain_reference(policy.images, parse_reference(text))
 
 
+def _labels(given: list[str]) -> dict[str, str]:
+    labels = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--label takes KEY=VALUE, got {item!r}")
+        labels[key] = value
+    return labels
+
+
+def _describe_objects(args: argparse.Namespace, policy: Policy) -> list[str]:
+    """`--container` and `--volume`: one line each, as `container NAME: answer`."""
+    labels = _labels(args.label)
+    if args.container is None and (args.image or args.restart_policy != "no"):
+        raise UsageError("--image and --restart-policy describe a --container")
+    if args.container is None and args.volume is None:
+        if labels:
+            raise UsageError("--label describes a --container or a --volume")
+        return []
+    if args.volume is not None:
+        volume = volume_named(args.volume, labels)
+        return [f"volume {args.volume}: {explain_volume(policy.volumes, volume)}"]
+    if args.image:
+        parse_reference(args.image)  # an InvalidReferenceError says what is wrong with it
+    container = container_named(args.container, args.image or "", labels, args.restart_policy)
+    return [f"container {container.name}: {explain_container(policy.containers, container)}"]
+
+
 def _test_pattern(args: argparse.Namespace) -> int:
+    if not args.references and args.container is None and args.volume is None:
+        raise UsageError("test-pattern needs image references, --container NAME or --volume NAME")
     _warn_if_insecure(args.file)
     policy = load_policy(args.file)
     status: int = ExitCode.OK
@@ -268,6 +322,13 @@ def _test_pattern(args: argparse.Namespace) -> int:
         except InvalidReferenceError as exc:
             answer, status = f"error: {exc}", ExitCode.BAD_POLICY_OR_USAGE
         print(f"{text}: {answer}")
+    try:
+        lines = _describe_objects(args, policy)
+    except InvalidReferenceError as exc:
+        print(f"--image {args.image}: error: {exc}")
+        return ExitCode.BAD_POLICY_OR_USAGE
+    for line in lines:
+        print(line)
     return status
 
 

@@ -1,16 +1,24 @@
 """Plans and run reports for scripts: `--output json`, in format 2 (every kind) or, with
 `--format-version 1`, the images-only format 1 of earlier releases. Fields are only ever
-added within a format number."""
+added within a format number.
+
+Format 1 promised a document about images; a script reading it would take a container's or a
+volume's decision for an image's. So format 1 leaves the other kinds out entirely: their
+decisions, their outcomes and their bytes (every other kind's storage units are its own, never
+an image layer, so the images' figures are the totals less theirs)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime
 from typing import IO, Any
 
 from gcd.core.kind import Kind
 from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision, Plan
+from gcd.core.records import BuildCacheRecord, Container, Network, Volume
+from gcd.core.rules import RuleId
 from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
 
 FORMATS = (1, 2)
@@ -25,6 +33,38 @@ def _image_fields(decision: Decision) -> dict[str, Any]:
         "seen_at": image.seen_at.isoformat(),
         "created": image.created.isoformat() if image.created else None,
     }
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _kind_fields(decision: Decision) -> dict[str, Any]:
+    """The fields only the decision's kind has, for format 2 (under the kind's name)."""
+    subject = decision.subject
+    if decision.key.kind is Kind.IMAGE:
+        return _image_fields(decision)
+    if isinstance(subject, Container):
+        return {
+            "name": subject.name,
+            "image": subject.image,
+            "state": subject.state.value,
+            "finished_at": _when(subject.finished_at),
+            "restart_policy": subject.restart_policy,
+        }
+    if isinstance(subject, Volume):
+        return {"name": subject.name, "anonymous": subject.anonymous, "driver": subject.driver}
+    if isinstance(subject, BuildCacheRecord):
+        return {
+            "type": subject.type,
+            "description": subject.description,
+            "shared": subject.shared,
+            "in_use": subject.in_use,
+            "last_used": _when(subject.last_used),
+        }
+    if isinstance(subject, Network):
+        return {"name": subject.name, "driver": subject.driver, "scope": subject.scope}
+    raise TypeError(f"no document fields for {decision.key.kind.value} {type(subject).__name__}")
 
 
 def decision_record(decision: Decision, version: int = LATEST_FORMAT) -> dict[str, Any]:
@@ -52,8 +92,12 @@ def decision_record(decision: Decision, version: int = LATEST_FORMAT) -> dict[st
             "size_bytes": common["size_bytes"],
             "freed_bytes": common["freed_bytes"],
         }
-    specific = {Kind.IMAGE.value: _image_fields(decision)} if kind is Kind.IMAGE else {}
-    return {"kind": kind.value, **common, "names": list(decision.subject.names), **specific}
+    return {
+        "kind": kind.value,
+        **common,
+        "names": list(decision.subject.names),
+        kind.value: _kind_fields(decision),
+    }
 
 
 def _summary(decisions: tuple[Decision, ...]) -> dict[str, Any]:
@@ -66,15 +110,25 @@ def _summary(decisions: tuple[Decision, ...]) -> dict[str, Any]:
     }
 
 
+def _images(decisions: tuple[Decision, ...]) -> tuple[Decision, ...]:
+    return tuple(d for d in decisions if d.key.kind is Kind.IMAGE)
+
+
+def _others(decisions: tuple[Decision, ...]) -> tuple[Decision, ...]:
+    return tuple(d for d in decisions if d.key.kind is not Kind.IMAGE)
+
+
 def plan_summary(plan: Plan, version: int = LATEST_FORMAT) -> dict[str, Any]:
     if version == 1:
+        images, others = _images(plan.decisions), _others(plan.decisions)
+        rules = Counter(d.rule for d in images)
         return {
-            "images": len(plan.decisions),
-            "delete": len(plan.deletions),
-            "keep": len(plan.kept),
-            "freed_bytes": plan.freed_bytes,
-            "total_bytes": plan.total_bytes,
-            "by_rule": {rule.value: count for rule, count in plan.count_by_rule().items()},
+            "images": len(images),
+            "delete": sum(1 for d in images if d.deletes),
+            "keep": sum(1 for d in images if not d.deletes),
+            "freed_bytes": plan.freed_bytes - sum(d.freed_bytes for d in others if d.deletes),
+            "total_bytes": plan.total_bytes - sum(d.subject.size_bytes for d in others),
+            "by_rule": {rule.value: rules[rule] for rule in RuleId if rules[rule]},
         }
     by_kind = {
         kind.value: {"objects": len(of_kind), **_summary(of_kind)}
@@ -99,7 +153,10 @@ def plan_document(plan: Plan, version: int = LATEST_FORMAT) -> dict[str, Any]:
     return {
         **head,
         "summary": plan_summary(plan, version),
-        "decisions": [decision_record(d, version) for d in plan.decisions],
+        "decisions": [
+            decision_record(d, version)
+            for d in (_images(plan.decisions) if version == 1 else plan.decisions)
+        ],
     }
 
 
@@ -125,11 +182,16 @@ def run_document(
 ) -> dict[str, Any]:
     document = plan_document(plan, version)
     document["kind" if version == 1 else "document"] = "run"
-    document["outcomes"] = [outcome_record(o, version) for o in report.outcomes]
+    outcomes = report.outcomes
+    if version == 1:
+        others = tuple(o for o in outcomes if o.key.kind is not Kind.IMAGE)
+        outcomes = tuple(o for o in outcomes if o.key.kind is Kind.IMAGE)
+        freed_bytes -= sum(o.freed_bytes for o in others if o.status is OutcomeStatus.REMOVED)
+    document["outcomes"] = [outcome_record(o, version) for o in outcomes]
     result: dict[str, Any] = {
         "aborted": report.aborted,
         "freed_bytes": freed_bytes,
-        "by_status": _by_status(report.outcomes),
+        "by_status": _by_status(outcomes),
     }
     if version >= 2:
         result["by_kind"] = {

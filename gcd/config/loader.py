@@ -15,13 +15,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from gcd.config.convert import to_policy
 from gcd.config.document import Document, FieldPath, TooLarge, compose, dotted, yaml_problem
 from gcd.config.scalars import quoted
-from gcd.config.schema import KeepRuleModel, PolicyModel, shown
-from gcd.core.kinds.images import DanglingPolicy, ImagePolicy, KeepRule
-from gcd.core.patterns import Pattern
-from gcd.core.policy import DiskWatermarks, Policy, Schedule
-from gcd.core.safety import Safety
+from gcd.config.schema import PolicyModel, shown
+from gcd.core.policy import Policy
 from gcd.errors import PolicyError, PolicyProblem
 
 
@@ -68,8 +66,26 @@ def _label_message(given: Any, path: FieldPath, document: Document) -> str:
     return f"a label value is text, got {shown(given)}"
 
 
+LABELLED_SECTIONS = ("images", "containers", "volumes")
+"""The sections whose `keep[i].label` values are Docker label values: text only."""
+
+
 def _is_label_value(path: FieldPath) -> bool:
-    return len(path) == 5 and path[:2] == ("images", "keep") and path[3] == "label"
+    return (
+        len(path) == 5 and path[0] in LABELLED_SECTIONS and path[1] == "keep" and path[3] == "label"
+    )
+
+
+_REQUIRED: dict[FieldPath, str] = {
+    ("containers", "remove_exited_after"): (
+        "required: how long a container must have been stopped before it goes, such as 2d "
+        "(there is no default)"
+    ),
+    ("networks", "unused_for"): (
+        "required: how long no container may have used a network before it goes, such as 1d "
+        "(there is no default)"
+    ),
+}
 
 
 def _message(error: ErrorDetails, path: FieldPath, document: Document) -> str:
@@ -82,7 +98,9 @@ def _message(error: ErrorDetails, path: FieldPath, document: Document) -> str:
         hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
         return f"unknown key{hint}"
     if kind == "missing":
-        return "required"
+        return _REQUIRED.get(path, "required")
+    if kind == "gcd_field":
+        return str(context["message"])
     if kind == "label_text":
         return _label_message(given, path, document)
     if kind == "gcd_expected":
@@ -100,7 +118,7 @@ def _message(error: ErrorDetails, path: FieldPath, document: Document) -> str:
     elif kind == "model_type":
         expected = "a mapping"
     elif kind == "too_short":
-        expected = _AT_LEAST_ONE.get(str(path[-1]) if path else "", "at least one entry")
+        expected = _at_least_one(path)
     elif kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     else:
@@ -108,16 +126,48 @@ def _message(error: ErrorDetails, path: FieldPath, document: Document) -> str:
     return f"expected {expected}, got {_found(given, path, document)}"
 
 
-_AT_LEAST_ONE = {
-    "label": "at least one `key: value` (an empty label rule would keep every image)",
-    "reference": "at least one pattern (an empty reference rule would keep every image)",
-}
+_NOUNS = {"images": "image", "containers": "container", "volumes": "volume"}
+
+
+def _at_least_one(path: FieldPath) -> str:
+    """What an empty list or mapping should have held, and why empty is refused."""
+    field = str(path[-1]) if path else ""
+    noun = _NOUNS.get(str(path[0]), "object") if path else "object"
+    if path == ("volumes", "named"):
+        return "at least one pattern (an empty list names no volume: leave named out)"
+    if field == "label":
+        return f"at least one `key: value` (an empty label rule would keep every {noun})"
+    if field in {"reference", "name", "image"}:
+        return f"at least one pattern (an empty {field} rule would keep every {noun})"
+    return "at least one entry"
+
+
+def _misspelt(errors: list[ErrorDetails]) -> set[FieldPath]:
+    """Required keys that an unknown key beside them looks like a misspelling of: the "did
+    you mean" on the unknown key says it all, "required" would only repeat it."""
+    unknown = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+    misspelt: set[FieldPath] = set()
+    for error in errors:
+        path: FieldPath = tuple(error["loc"])
+        if error["type"] != "missing":
+            continue
+        for other in unknown:
+            beside = len(other) == len(path) and other[:-1] == path[:-1]
+            if beside and difflib.get_close_matches(str(path[-1]), [str(other[-1])], n=1):
+                misspelt.add(path)
+    return misspelt
 
 
 def _problems(exc: ValidationError, document: Document) -> list[PolicyProblem]:
     problems = []
-    for error in exc.errors():
+    errors = exc.errors()
+    misspelt = _misspelt(errors)
+    for error in errors:
         path: FieldPath = tuple(error["loc"])
+        if error["type"] == "missing" and path in misspelt:
+            continue
+        if error["type"] == "gcd_field":
+            path = (*path, str((error.get("ctx") or {})["field"]))
         if path in document.settled:
             continue
         if error["type"] == "extra_forbidden" and path in document.keys:
@@ -148,44 +198,6 @@ def _refused(document: Document) -> list[PolicyProblem]:
     return problems
 
 
-def _keep_rule(index: int, model: KeepRuleModel) -> KeepRule:
-    return KeepRule(
-        index=index,
-        labels=dict(model.label or {}),
-        references=tuple(Pattern.compile(p) for p in model.reference or ()),
-        newest=model.newest,
-        younger_than=model.younger_than,
-        used_within=model.used_within,
-    )
-
-
-def _policy(model: PolicyModel, source: str) -> Policy:
-    images = None
-    if model.images is not None:
-        images = ImagePolicy(
-            keep=tuple(_keep_rule(i, rule) for i, rule in enumerate(model.images.keep)),
-            dangling=DanglingPolicy(model.images.dangling.keep_within),
-        )
-    schedule = model.schedule
-    disk = schedule.disk
-    return Policy(
-        version=model.version,
-        safety=Safety(
-            model.safety.min_age,
-            model.safety.max_deletions_per_run,
-            model.safety.max_delete_fraction,
-        ),
-        images=images,
-        source=source,
-        schedule=Schedule(
-            every=schedule.every if schedule.cron else (schedule.every or Schedule().every),
-            cron=schedule.cron,
-            jitter=schedule.jitter,
-            disk=DiskWatermarks(disk.path, disk.high, disk.low, disk.check_every) if disk else None,
-        ),
-    )
-
-
 def parse_policy(text: str, source: str) -> Policy:
     """Validate a policy file's text; `source` names it in messages (usually its path).
 
@@ -211,7 +223,8 @@ def parse_policy(text: str, source: str) -> Policy:
                     line,
                     column,
                     "",
-                    "expected a mapping of settings (version, safety, images) at the top, "
+                    "expected a mapping of settings (version, safety, images, containers, "
+                    "volumes, build_cache, networks, schedule) at the top, "
                     f"got {shown(data)}",
                 )
             ]
@@ -224,7 +237,7 @@ def parse_policy(text: str, source: str) -> Policy:
         problems += _problems(exc, document)
     if problems or model is None:
         raise PolicyError(sorted(problems, key=lambda p: (p.line, p.column)))
-    return _policy(model, source)
+    return to_policy(model, source)
 
 
 def load_policy(path: Path) -> Policy:

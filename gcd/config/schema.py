@@ -1,135 +1,36 @@
 """The policy file's schema as pydantic models: validation once, at the edge.
 
-Field names here are the policy file's keys. Custom scalar types (durations, fractions,
-counts) raise `expected(...)`, saying what was expected; `config.py` adds the value as the file
-spells it, the file, line, column and field path. Models are strict: a value of the wrong type
-is refused, never converted (pydantic would read `"10"` as 10 and `true` as version 1).
+Field names here are the policy file's keys; the scalar types are in `gcd.config.fields`, the
+sections of the kinds other than images in `gcd.config.kinds`. Models are strict: a value of
+the wrong type is refused, never converted (pydantic would read `"10"` as 10 and `true` as
+version 1).
 """
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from apscheduler.triggers.cron import CronTrigger
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    model_validator,
+from pydantic import BeforeValidator, Field, model_validator
+
+from gcd.config.fields import (
+    Cron,
+    Duration,
+    Fraction,
+    LabelValue,
+    PatternText,
+    PositiveWhole,
+    Strict,
+    as_list,
+    field_error,
+    shown,
+    version_number,
 )
-from pydantic_core import PydanticCustomError
-
+from gcd.config.kinds import BuildCacheModel, ContainersModel, NetworksModel, VolumesModel
 from gcd.core.kinds.images import DanglingPolicy
-from gcd.core.patterns import Pattern
 from gcd.core.policy import DiskWatermarks, Schedule
 from gcd.core.safety import Safety
-from gcd.core.units import parse_duration
-from gcd.errors import PatternError
 
-
-def shown(value: Any) -> str:
-    """A found value as the policy file would spell it: `"ten"`, `true`, `null`, `[1, 2]`."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def expected(what: str) -> PydanticCustomError:
-    """`expected a whole number ≥ 1`; `config.py` appends `, got <the value as written>`."""
-    return PydanticCustomError("gcd_expected", "expected {expected}", {"expected": what})
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    try:
-        if isinstance(value, str):
-            return parse_duration(value)
-    except ValueError:
-        pass
-    raise expected("a duration such as 30s, 15m, 1h, 7d or 2w")
-
-
-def _positive_whole(value: Any) -> int:
-    """`10` → 10. `true`, `1.5`, `10.0`, `"10"` and `0` are refused. The YAML reader only makes
-    ints of plain decimals: `0755`, `0x10`, `1:30` and `1_000` never get here."""
-    if _whole(value) and value >= 1:
-        return int(value)
-    raise expected("a whole number ≥ 1")
-
-
-def _version(value: Any) -> Any:
-    """Only the number 1: the `Literal` alone would take `true` and `1.0` for it."""
-    if _whole(value):
-        return value
-    raise expected("1")
-
-
-def _fraction(value: Any) -> float:
-    """`0.9` or `"90%"` → 0.9; must lie in (0, 1]."""
-    number: float
-    if isinstance(value, str) and value.strip().endswith("%"):
-        try:
-            number = float(value.strip()[:-1]) / 100
-        except ValueError:
-            raise expected("a share such as 0.9 or 90%") from None
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        raise expected("a share such as 0.9 or 90%")
-    if not 0 < number <= 1:
-        raise expected("a share above 0 and at most 1 (100%)")
-    return number
-
-
-def _pattern(value: str) -> str:
-    try:
-        Pattern.compile(value)
-    except PatternError as exc:
-        raise ValueError(str(exc)) from None
-    return value
-
-
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
-def _label_text(value: Any) -> str:
-    """Docker labels are text, and so is a label rule's value: `release: 1.10` would have been
-    the float 1.1 and matched `release=1.1`, so nothing is converted (`config.py` shows the
-    value as written and how to quote it)."""
-    if isinstance(value, str):
-        return value
-    raise PydanticCustomError("label_text", "a label value is text")
-
-
-def _cron(value: str) -> str:
-    try:
-        CronTrigger.from_crontab(value)
-    except ValueError as exc:
-        raise ValueError(f"expected a crontab line such as '0 * * * *': {exc}") from None
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-PositiveWhole = Annotated[int, BeforeValidator(_positive_whole)]
-Fraction = Annotated[float, BeforeValidator(_fraction)]
-PatternText = Annotated[str, AfterValidator(_pattern)]
-LabelValue = Annotated[str, BeforeValidator(_label_text)]
-Cron = Annotated[str, AfterValidator(_cron)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+__all__ = ["KeepRuleModel", "PolicyModel", "shown"]
 
 
 # Defaults come from the core's records, so that a policy file without a key and a policy
@@ -147,7 +48,7 @@ class KeepRuleModel(Strict):
     # An empty `label: {}` or `reference: []` would hold for every image: refused.
     label: Annotated[dict[str, LabelValue], Field(min_length=1)] | None = None
     reference: (
-        Annotated[list[PatternText], BeforeValidator(_as_list), Field(min_length=1)] | None
+        Annotated[list[PatternText], BeforeValidator(as_list), Field(min_length=1)] | None
     ) = None
     newest: PositiveWhole | None = None
     younger_than: Duration | None = None
@@ -177,7 +78,7 @@ class DanglingModel(Strict):
 
 
 class ImagesModel(Strict):
-    keep: list[KeepRuleModel] = []
+    keep: list[KeepRuleModel] = Field(default_factory=list)
     dangling: DanglingModel = DanglingModel()
 
 
@@ -185,12 +86,19 @@ class DiskModel(Strict):
     path: str | None = _DISK.path
     high: Fraction = _DISK.high
     low: Fraction = _DISK.low
+    critical: Fraction | None = _DISK.critical
     check_every: Duration = _DISK.check_every
 
     @model_validator(mode="after")
     def _low_below_high(self) -> DiskModel:
         if self.low >= self.high:
             raise ValueError(f"low ({self.low:.0%}) must be below high ({self.high:.0%})")
+        if self.critical is not None and self.critical <= self.high:
+            raise field_error(
+                "critical",
+                f"critical ({self.critical:.0%}) must be above high ({self.high:.0%}): at "
+                "critical, containers, volumes and build cache go before images",
+            )
         return self
 
 
@@ -210,7 +118,11 @@ class ScheduleModel(Strict):
 
 
 class PolicyModel(Strict):
-    version: Annotated[Literal[1], BeforeValidator(_version)] = 1
+    version: Annotated[Literal[1], BeforeValidator(version_number)] = 1
     safety: SafetyModel = SafetyModel()
     images: ImagesModel | None = None
+    containers: ContainersModel | None = None
+    volumes: VolumesModel | None = None
+    build_cache: BuildCacheModel | None = None
+    networks: NetworksModel | None = None
     schedule: ScheduleModel = ScheduleModel()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
-from collections.abc import Mapping
+from collections import Counter as Tally  # prometheus_client has the name Counter
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -23,11 +24,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gcd import __version__
 from gcd.core.attribution import apportion, freed_by_rule, still_reclaimable
-from gcd.core.kind import Kind
+from gcd.core.kind import Key, Kind
 from gcd.core.plan import Plan
 from gcd.core.records import Snapshot
 from gcd.core.rules import RuleId
 from gcd.engine.outcomes import OutcomeStatus, Report
+from gcd.metrics.series import deleting, keeping
 
 __all__ = [
     "CycleResult",
@@ -35,6 +37,7 @@ __all__ = [
     "RemovalOutcome",
     "Trigger",
     "cycle_result",
+    "freed_by_kind_and_rule",
 ]
 
 
@@ -79,8 +82,6 @@ _OUTCOME_OF: dict[OutcomeStatus, RemovalOutcome] = {
     OutcomeStatus.TIMEOUT: RemovalOutcome.TIMEOUT,
     OutcomeStatus.NOT_ATTEMPTED: RemovalOutcome.NOT_ATTEMPTED,
 }
-DELETING_RULES = tuple(rule for rule in RuleId if rule.deletes)
-KEEPING_RULES = tuple(rule for rule in RuleId if not rule.deletes)
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 # Cumulative series that a run in timer mode continues from the previous textfile.
@@ -98,6 +99,28 @@ class RunOutcome(Protocol):
     def report(self) -> Report: ...
     @property
     def freed_bytes(self) -> int: ...
+
+
+def freed_by_kind_and_rule(
+    plan: Plan, report: Report, unit_sizes: Mapping[str, int]
+) -> dict[tuple[Kind, RuleId], int]:
+    """The bytes each (kind, rule) freed in a run, before scaling to the run's exact total.
+
+    Images share layers, so theirs are attributed unit by unit (gcd.core.attribution: each
+    shared layer once). Every other kind's units are its own: an object frees what its
+    outcome says, which is the engine's own count where it gives one (a build-cache prune)."""
+    removed = [o for o in report.outcomes if o.status is OutcomeStatus.REMOVED]
+    images = {o.key: o.rule for o in removed if o.key.kind is Kind.IMAGE}
+    split: dict[tuple[Kind, RuleId], int] = {}
+    if images:
+        image_decisions = [d for d in plan.decisions if d.key.kind is Kind.IMAGE]
+        for rule, amount in freed_by_rule(image_decisions, images, unit_sizes).items():
+            split[(Kind.IMAGE, rule)] = amount
+    for outcome in removed:
+        if outcome.key.kind is not Kind.IMAGE:
+            part = (outcome.key.kind, outcome.rule)
+            split[part] = split.get(part, 0) + outcome.freed_bytes
+    return split
 
 
 def cycle_result(plan: Plan, report: Report) -> CycleResult:
@@ -203,33 +226,45 @@ class Metrics:
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self._started_at = time.time() if started_at is None else started_at
         self._last_success_at = 0.0
+        self._kept_series: set[tuple[Kind, RuleId]] = {
+            (kind, rule) for kind in Kind for rule in keeping(kind)
+        }
         self.start_time.set(self._started_at)
         self._initialise_series()
 
     def _initialise_series(self) -> None:
-        image = Kind.IMAGE.value
-        for rule in DELETING_RULES:
-            self.reclaimed_bytes.labels(image, rule.value)
-        for rule in KEEPING_RULES:
-            self.kept.labels(image, rule.value)
-        for outcome in RemovalOutcome:
-            self.removals.labels(image, outcome.value)
+        for kind in Kind:
+            for rule in deleting(kind):
+                self.reclaimed_bytes.labels(kind.value, rule.value)
+            for rule in keeping(kind):
+                self.kept.labels(kind.value, rule.value)
+            for outcome in RemovalOutcome:
+                self.removals.labels(kind.value, outcome.value)
+            self.reclaimable_bytes.labels(kind.value)
         for trigger in Trigger:
             for result in CycleResult:
                 self.cycles.labels(trigger.value, result.value)
-        self.reclaimable_bytes.labels(image)
 
     def record_plan(self, plan: Plan, unit_sizes: Mapping[str, int]) -> None:
         """Reclaimable bytes and kept objects by rule, from an evaluation (`gcd plan` too)."""
         self._record_kept(plan)
-        self.reclaimable_bytes.labels(Kind.IMAGE.value).set(
-            still_reclaimable(plan.decisions, (), unit_sizes)
-        )
+        self._record_reclaimable(plan, frozenset(), unit_sizes)
 
     def _record_kept(self, plan: Plan) -> None:
-        counts = plan.count_by_rule()
-        for rule in KEEPING_RULES:
-            self.kept.labels(Kind.IMAGE.value, rule.value).set(counts.get(rule, 0))
+        """Every kept series set: those of this plan, and 0 for all others already exported."""
+        counts = Tally((d.key.kind, d.rule) for d in plan.decisions if not d.deletes)
+        for kind, rule in {*self._kept_series, *counts}:
+            self.kept.labels(kind.value, rule.value).set(counts.get((kind, rule), 0))
+        self._kept_series.update(counts)
+
+    def _record_reclaimable(
+        self, plan: Plan, gone: Collection[Key], unit_sizes: Mapping[str, int]
+    ) -> None:
+        for kind in Kind:
+            of_kind = [d for d in plan.decisions if d.key.kind is kind]
+            self.reclaimable_bytes.labels(kind.value).set(
+                still_reclaimable(of_kind, gone, unit_sizes)
+            )
 
     def record_run(
         self,
@@ -245,27 +280,25 @@ class Metrics:
         """A finished run: counters move by exactly what it did. Returns its result.
 
         `freed_bytes` is the run's exact total; `gcd_reclaimed_bytes_total` moves by exactly
-        that, split by the rule of each removed image (see gcd.attribution)."""
-        image = Kind.IMAGE.value
+        that, split by the kind and rule of each removed object (`freed_by_kind_and_rule`)."""
         result = cycle_result(plan, report)
         removed = {o.key: o.rule for o in report.outcomes if o.status is OutcomeStatus.REMOVED}
         if freed_bytes > 0 or removed:
-            split = freed_by_rule(plan.decisions, removed, unit_sizes)
-            fallback = next(iter(removed.values()), RuleId.UNKEPT)
-            for rule, amount in apportion(split, max(freed_bytes, 0), fallback).items():
-                self.reclaimed_bytes.labels(image, rule.value).inc(amount)
+            split = freed_by_kind_and_rule(plan, report, unit_sizes)
+            fallback = next(((k.kind, r) for k, r in removed.items()), (Kind.IMAGE, RuleId.UNKEPT))
+            for (kind, rule), amount in apportion(split, max(freed_bytes, 0), fallback).items():
+                self.reclaimed_bytes.labels(kind.value, rule.value).inc(amount)
         for outcome in report.outcomes:
-            self.removals.labels(image, _OUTCOME_OF[outcome.status].value).inc()
-        capped = sum(1 for d in plan.decisions if d.rule is RuleId.RUN_LIMIT)
-        if capped and result is not CycleResult.REFUSED:
-            self.removals.labels(image, RemovalOutcome.CAPPED.value).inc(capped)
+            self.removals.labels(outcome.key.kind.value, _OUTCOME_OF[outcome.status].value).inc()
+        if result is not CycleResult.REFUSED:
+            capped = Tally(d.key.kind for d in plan.decisions if d.rule is RuleId.RUN_LIMIT)
+            for kind, count in capped.items():
+                self.removals.labels(kind.value, RemovalOutcome.CAPPED.value).inc(count)
         self._record_kept(plan)
         gone = set(removed) | {
             o.key for o in report.outcomes if o.status is OutcomeStatus.ALREADY_GONE
         }
-        self.reclaimable_bytes.labels(image).set(
-            still_reclaimable(plan.decisions, gone, unit_sizes)
-        )
+        self._record_reclaimable(plan, gone, unit_sizes)
         if result is CycleResult.REFUSED:
             self.safety_aborts.inc()
         self.record_cycle(trigger, result, duration_seconds, now)

@@ -201,7 +201,8 @@ def test_a_recursive_alias_is_an_error_not_a_crash() -> None:
 
 def test_the_top_level_must_be_a_mapping() -> None:
     assert problems("- version: 1\n") == [
-        "p.yaml:1:1: expected a mapping of settings (version, safety, images) at the top, "
+        "p.yaml:1:1: expected a mapping of settings (version, safety, images, containers, "
+        "volumes, build_cache, networks, schedule) at the top, "
         'got [{"version": 1}]'
     ]
 

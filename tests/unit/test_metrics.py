@@ -21,13 +21,12 @@ from gcd.cycle import freed_by
 from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
 from gcd.errors import StateError
 from gcd.metrics.definitions import (
-    DELETING_RULES,
-    KEEPING_RULES,
     CycleResult,
     Metrics,
     RemovalOutcome,
     Trigger,
 )
+from gcd.metrics.series import deleting, keeping
 from gcd.metrics.textfile import restore_counters, write_textfile
 from tests.unit.builders import NOW, image, policy, rule
 
@@ -131,7 +130,7 @@ class TestARun:
         )  # fmt: skip
         total = sum(
             value(registry, "gcd_reclaimed_bytes_total", kind="image", rule=r.value)
-            for r in DELETING_RULES
+            for r in deleting(Kind.IMAGE)
         )
         assert total == 1_000_000 + 10 + 20 + 7 == freed(run, snapshot)
 
@@ -142,7 +141,7 @@ class TestARun:
         record(metrics, plan, report(plan), freed_bytes=1001)
         total = sum(
             value(registry, "gcd_reclaimed_bytes_total", kind="image", rule=r.value)
-            for r in DELETING_RULES
+            for r in deleting(Kind.IMAGE)
         )
         assert total == 1001
 
@@ -229,7 +228,9 @@ class TestGauges:
         self, metrics: Metrics, registry: CollectorRegistry
     ) -> None:
         metrics.record_plan(plan_of(), SIZES)
-        kept = {r: value(registry, "gcd_kept", kind="image", rule=r.value) for r in KEEPING_RULES}
+        kept = {
+            r: value(registry, "gcd_kept", kind="image", rule=r.value) for r in keeping(Kind.IMAGE)
+        }
         assert kept[RuleId.REFERENCE] == 1
         assert sum(kept.values()) == 1
         assert not any(r.deletes for r in kept)

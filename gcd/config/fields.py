@@ -1,0 +1,177 @@
+"""The policy file's scalar types and the strict base model, shared by every section's schema.
+
+Custom scalar types (durations, sizes, fractions, counts, patterns) raise `expected(...)`,
+saying what was expected; `gcd.config.loader` adds the value as the file spells it, the file,
+line, column and field path. `field_error` places a whole-section problem at one key.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated, Any
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
+
+from gcd.core.patterns import NamePattern, Pattern
+from gcd.core.units import parse_duration, parse_size
+from gcd.errors import PatternError
+
+
+def shown(value: Any) -> str:
+    """A found value as the policy file would spell it: `"ten"`, `true`, `null`, `[1, 2]`."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def expected(what: str) -> PydanticCustomError:
+    """`expected a whole number ≥ 1`; `config.py` appends `, got <the value as written>`."""
+    return PydanticCustomError("gcd_expected", "expected {expected}", {"expected": what})
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    try:
+        if isinstance(value, str):
+            return parse_duration(value)
+    except ValueError:
+        pass
+    raise expected("a duration such as 30s, 15m, 1h, 7d or 2w")
+
+
+def _positive_whole(value: Any) -> int:
+    """`10` → 10. `true`, `1.5`, `10.0`, `"10"` and `0` are refused. The YAML reader only makes
+    ints of plain decimals: `0755`, `0x10`, `1:30` and `1_000` never get here."""
+    if _whole(value) and value >= 1:
+        return int(value)
+    raise expected("a whole number ≥ 1")
+
+
+def version_number(value: Any) -> Any:
+    """Only the number 1: the `Literal` alone would take `true` and `1.0` for it."""
+    if _whole(value):
+        return value
+    raise expected("1")
+
+
+def _fraction(value: Any) -> float:
+    """`0.9` or `"90%"` → 0.9; must lie in (0, 1]."""
+    number: float
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise expected("a share such as 0.9 or 90%") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise expected("a share such as 0.9 or 90%")
+    if not 0 < number <= 1:
+        raise expected("a share above 0 and at most 1 (100%)")
+    return number
+
+
+def _pattern(value: str) -> str:
+    try:
+        Pattern.compile(value)
+    except PatternError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _name_pattern(value: str) -> str:
+    try:
+        NamePattern.compile(value)
+    except PatternError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+MIN_OPT_IN_LITERALS = 3
+
+
+def _opt_in_pattern(value: str) -> str:
+    """`remove_services_named`: service-like containers are kept unless named here, so an
+    entry must name something. A regex is refused (it cannot be read at a glance), and so is a
+    glob with fewer than 3 literal characters: `*` would opt every service in."""
+    if value.startswith("regex:"):
+        raise ValueError(
+            "regex: is not accepted here: opting services in must name them with a glob of "
+            f"at least {MIN_OPT_IN_LITERALS} literal characters, such as ci-svc-*"
+        )
+    pattern = NamePattern.compile(_name_pattern(value))
+    if pattern.literal_characters == 0:
+        raise ValueError(
+            f"{value!r} has no literal character: it would opt in every service-like "
+            "container (a restart policy or a Compose project) whatever its name, which must "
+            f"not happen by accident; name them with at least {MIN_OPT_IN_LITERALS} literal "
+            "characters, such as ci-svc-*"
+        )
+    if pattern.literal_characters < MIN_OPT_IN_LITERALS:
+        raise ValueError(
+            f"{value!r} has {pattern.literal_characters} literal character(s): an opt-in of "
+            f"services needs at least {MIN_OPT_IN_LITERALS}, such as ci-svc-*, so that it "
+            "cannot match many services by accident"
+        )
+    return value
+
+
+def _size(value: Any) -> int:
+    """`20GB` → 20·10⁹, `20GiB` → 20·2³⁰. A bare number is refused: bytes or gigabytes?"""
+    if isinstance(value, str) and value.strip()[-1:] == "B":
+        try:
+            return parse_size(value)
+        except ValueError:
+            pass
+    raise expected("a size with its unit, such as 500MB, 20GB or 20GiB")
+
+
+def field_error(field: str, message: str) -> PydanticCustomError:
+    """A section's problem placed at one of its keys (`gcd.config.loader` appends `field` to
+    the path): `volumes.named_unused_for: ... without named`."""
+    return PydanticCustomError("gcd_field", "{message}", {"field": field, "message": message})
+
+
+def as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _label_text(value: Any) -> str:
+    """Docker labels are text, and so is a label rule's value: `release: 1.10` would have been
+    the float 1.1 and matched `release=1.1`, so nothing is converted (`config.py` shows the
+    value as written and how to quote it)."""
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError("label_text", "a label value is text")
+
+
+def _cron(value: str) -> str:
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"expected a crontab line such as '0 * * * *': {exc}") from None
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+PositiveWhole = Annotated[int, BeforeValidator(_positive_whole)]
+Fraction = Annotated[float, BeforeValidator(_fraction)]
+PatternText = Annotated[str, AfterValidator(_pattern)]
+NamePatternText = Annotated[str, AfterValidator(_name_pattern)]
+OptInPatternText = Annotated[str, AfterValidator(_opt_in_pattern)]
+Size = Annotated[int, BeforeValidator(_size)]
+LabelValue = Annotated[str, BeforeValidator(_label_text)]
+Cron = Annotated[str, AfterValidator(_cron)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
