@@ -135,6 +135,11 @@ class EngineApi(Protocol):
         """`DELETE /networks/{id}`; 403/409 when it has endpoints (a `CONFLICT`)."""
         ...
 
+    def build_cache_records(self) -> list[dict[str, Any]] | None:
+        """`GET /system/df?type=build-cache`'s `BuildCache` list (API 1.42+), cheap beside a
+        full `system_df`; None when the API version has no such call (1.41)."""
+        ...
+
     def prune_build_cache_record(self, record_id: str) -> RemoveResult:
         """`POST /build/prune` for the one record with this full id: `deleted` is the
         engine's `CachesDeleted`, `reclaimed_bytes` its `SpaceReclaimed`."""
