@@ -37,8 +37,9 @@ MIN_API_VERSION = "1.41"
 """Docker 20.10 and Podman 5's compatible API."""
 
 
-_ACTIVE_ENDPOINTS = "has active endpoints"
-"""Docker's refusal to remove a network with endpoints (a 403 on 20.10 and 26)."""
+_NETWORK_IN_USE = ("has active endpoints", "network is being used")
+"""Refusals to remove a network something uses: Docker's 403 (20.10, 26) for a running
+endpoint, Podman 5's 500 for any container attached."""
 _BUILD_CACHE_ID = re.compile(r"[A-Za-z0-9]{8,128}")
 """A BuildKit record id (25 base-36 characters today): nothing a regular expression reads."""
 
@@ -291,12 +292,14 @@ class Engine:
         return result
 
     def remove_network(self, network_id: str) -> RemoveResult:
-        """`DELETE /networks/{id}`. A network with an endpoint is refused with 403 on Docker
-        20.10/26 ("has active endpoints"), 409 elsewhere: both a `CONFLICT`. The engine
-        checks running endpoints only: it removes a network a stopped container is attached
-        to, which then cannot start, so the caller guards that itself."""
+        """`DELETE /networks/{id}`. A network in use is refused with 403 on Docker 20.10/26
+        ("has active endpoints"), 500 on Podman 5 ("network is being used"), 409 elsewhere:
+        each a `CONFLICT`. Docker checks running endpoints only: it removes a network a
+        stopped container is attached to, which then cannot start, so the caller guards that
+        itself."""
         result = self._removal(lambda: self.client.remove_network(network_id), parse=False)
-        if result.status is RemoveStatus.SERVER_ERROR and _ACTIVE_ENDPOINTS in result.message:
+        in_use = any(text in result.message for text in _NETWORK_IN_USE)
+        if result.status is RemoveStatus.SERVER_ERROR and in_use:
             return RemoveResult(RemoveStatus.CONFLICT, result.message)
         return result
 

@@ -701,11 +701,12 @@ class FakeEngine:
     # `build_cache_by_type = False` is an API 1.41 engine: no `?type=build-cache`.
     #
     # Networks (libnetwork, Docker 20.10/26): `bridge`, `host` and `none` always listed
-    # (Podman: its `podman` network), refused as pre-defined; `GET /networks` lists
-    # `Containers` empty, an inspect lists the running endpoints; removal is refused (403,
-    # "has active endpoints") only for a running container: a stopped or never-started one
-    # attached does not stop it, as on the real engine. A never-started container's
-    # `NetworkSettings.Networks` entry has an empty `NetworkID`.
+    # (Podman's compatible API lists its `podman` network as `bridge`, and nothing else),
+    # refused as pre-defined; `GET /networks` lists `Containers` empty, an inspect lists the
+    # running endpoints; Docker refuses a removal (403, "has active endpoints") only for a
+    # running container: a stopped or never-started one attached does not stop it, as on the
+    # real engine; Podman refuses for any container attached (500, "network is being used").
+    # A never-started container's `NetworkSettings.Networks` entry has an empty `NetworkID`.
 
     build_cache_by_type: bool = True
 
@@ -720,7 +721,7 @@ class FakeEngine:
         if found is None:
             found = {}
             builtin = (
-                [("podman", "bridge")]
+                [("bridge", "bridge")]
                 if self.podman
                 else [("bridge", "bridge"), ("host", "host"), ("none", "null")]
             )
@@ -857,8 +858,14 @@ class FakeEngine:
         network = self._find_network(network_id)
         if network is None:
             return refused(404, f"network {network_id} not found")
-        if network.name in ("bridge", "host", "none", "podman"):
+        if network.name in ("bridge", "host", "none"):
             return refused(403, f"{network.name} is a pre-defined network and cannot be removed")
+        if self.podman and any(network.id in a for a in self.attachments.values()):
+            return RemoveResult(
+                RemoveStatus.CONFLICT,
+                f'"{network.name}" has associated containers with it. Use -f to forcibly '
+                "delete containers and pods: network is being used",
+            )
         if self._endpoints(network):
             return RemoveResult(
                 RemoveStatus.CONFLICT,

@@ -83,6 +83,11 @@ class TestReading:
         assert (record.in_use, record.shared, record.last_used) == (True, True, None)
         assert record.idle_since == record.created
 
+    def test_docker_26_spells_parents_with_a_leading_space(self) -> None:
+        raw = {"ID": ID, " Parents": ["s2wcu5ptl97ezin8xv9wccmet"], "Type": "regular"}
+        (record,) = read_build_cache({"BuildCache": [raw]})
+        assert record.parents == ("s2wcu5ptl97ezin8xv9wccmet",)
+
     @pytest.mark.parametrize(
         "df",
         [{}, {"BuildCache": None}, {"BuildCache": []}, {"BuildCache": "x"}],

@@ -4,7 +4,8 @@
 reads once per cycle anyway (container and volume sizes are there too). An engine without a
 build cache (Podman's compatible API answers an empty list or none; an old engine may omit the
 field) gives no records, never an error. API 1.42 renamed `Parent` (one id) to `Parents` (a
-list); both are read. `LastUsedAt` is null for a record never used since it was made.
+list), which Docker 26.1 sends as `" Parents"`; all three are read. `LastUsedAt` is null for
+a record never used since it was made.
 
 **Removing one record** (`BuildCacheRemoval`), right before, in plan order:
 
@@ -53,8 +54,10 @@ def _int(value: Any) -> int:
 
 
 def _parents(raw: Mapping[str, Any]) -> tuple[str, ...]:
-    """`Parents` (API 1.42+, a list) or `Parent` (1.41, one id or "")."""
-    parents = raw.get("Parents")
+    """`Parents` (API 1.42+, a list) or `Parent` (1.41, one id or ""). Docker 26.1 spells
+    the key `" Parents"`, with a leading space (a typo in moby's struct tag; seen in API
+    1.45): read it too, or every record there looks parentless."""
+    parents = raw.get("Parents", raw.get(" Parents"))
     if isinstance(parents, list):
         return tuple(str(p) for p in parents if isinstance(p, str) and p)
     parent = raw.get("Parent")
