@@ -319,14 +319,19 @@ class Engine:
         records = body.get("BuildCache") if isinstance(body, dict) else None
         return [r for r in records or () if isinstance(r, dict)]
 
-    def prune_build_cache_record(self, record_id: str) -> RemoveResult:
+    def prune_build_cache_record(self, record_id: str, *, keep_shared: bool = True) -> RemoveResult:
         """`POST /build/prune` for exactly one record, by its full id.
 
         BuildKit turns the `id` filter into a regular-expression match (`id~=<value>`), so the
-        id is checked to be a plain full id and anchored; `all=true` so that an unused record
-        of any type (internal, frontend, `source.local`, shared) matches and only the id
-        filter selects. BuildKit itself never prunes a record a build holds, nor one another
-        record still references as its parent: it then deletes nothing.
+        id is checked to be a plain full id and anchored (`^id$`, accepted by 20.10 and 26).
+        BuildKit itself never prunes a record a build holds, nor one another record still
+        references as its parent: it then deletes nothing.
+
+        `keep_shared` sends `all=false`: BuildKit then also skips a record whose data an
+        image shares, checked by the engine in this very request, and it skips the `internal`
+        and `frontend` types whatever their state. `keep_shared=False` sends `all=true`, so
+        that a record of those two types matches and only the id filter selects; the caller
+        has to have checked that the record is not shared.
 
         No size parameter (`keep-storage` before API 1.48, `reserved-space`,
         `max-used-space`, `min-free-space` after): each is a limit the prune stops at, and a
@@ -344,7 +349,8 @@ class Engine:
         answer: dict[str, Any] = {}
 
         def prune() -> None:
-            body = client.prune_builds(filters={"id": [f"^{record_id}$"]}, all=True)
+            filters = {"id": [f"^{record_id}$"]}
+            body = client.prune_builds(filters=filters, all=not keep_shared)
             answer.update(body if isinstance(body, dict) else {})
 
         result = self._removal(prune, parse=False)

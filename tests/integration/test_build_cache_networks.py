@@ -15,8 +15,10 @@ import contextlib
 import os
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -149,6 +151,9 @@ def test_reads_real_records_and_prunes_one_with_the_engines_bytes(
     leaves = [r for r in records.values() if not any(r.id in o.parents for o in records.values())]
     doomed = max((r for r in leaves if r.type == "source.local"), key=lambda r: r.size_bytes)
     assert doomed.size_bytes > BUSYBOX.stat().st_size // 2
+    # The id is anchored: its first 12 characters (as `docker system df -v` shows) select
+    # nothing, where BuildKit's bare `id~=` would match the record.
+    assert engine.prune_build_cache_record(doomed.id[:12]).deleted == ()
     total_before = sum(r.size_bytes for r in cache(engine).values())
     (outcome,) = run(engine, doomed)
     after = cache(engine)
@@ -186,35 +191,75 @@ def test_a_parent_is_kept_while_its_child_exists_then_both_go(
     assert not {parent.id, child.id} & set(cache(engine))
 
 
+def test_a_record_an_image_shares_is_refused_by_the_engine_itself(
+    buildkit: PrivateEngine, engine: Engine, tmp_path: Path
+) -> None:
+    before = set(cache(engine))
+    build(buildkit, context(tmp_path, DOCKERFILE), f"bc-kept-{secrets.token_hex(3)}:1")
+    shared = [r for i, r in cache(engine).items() if i not in before and r.shared]
+    assert shared, "the image shares none of its build's records"
+    leaf = next(r for r in shared if not any(r.id in o.parents for o in cache(engine).values()))
+    # Sent with all=false, BuildKit checks "shared" in the prune request itself.
+    result = engine.prune_build_cache_record(leaf.id)
+    assert (result.status, result.deleted, result.reclaimed_bytes) == (RemoveStatus.REMOVED, (), 0)
+    (outcome,) = run(engine, leaf)
+    assert (
+        outcome.status is OutcomeStatus.SKIPPED_CHANGED
+        if engine.build_cache_records() is not None
+        else OutcomeStatus.CONFLICT
+    )
+    assert leaf.id in cache(engine)
+
+
+@dataclass
+class SlowBuild:
+    process: subprocess.Popen[str]
+    running: threading.Event
+    """Set once the CLI reports the `RUN` step started: the records below it are then
+    committed and held until the build ends."""
+
+
 @pytest.fixture
-def slow_build(buildkit: PrivateEngine, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A build whose `RUN` waits until the test ends (its CLI killed, BuildKit cancels)."""
+def slow_build(buildkit: PrivateEngine, tmp_path: Path) -> Iterator[SlowBuild]:
+    """A build whose `RUN` sleeps until the test ends (its CLI killed, BuildKit cancels)."""
     folder = context(
         tmp_path,
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY token /token\n"
         'RUN ["/bin/busybox", "sleep", "120"]\n',
     )
     process = subprocess.Popen(
-        build_command(buildkit, folder, "slow:1"),
+        [*build_command(buildkit, folder, "slow:1"), "--progress", "plain"],
         env=build_env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    running = threading.Event()
+
+    def watch() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "[3/3] RUN" in line:
+                running.set()
+
+    reader = threading.Thread(target=watch, daemon=True)
+    reader.start()
     try:
-        yield process
+        yield SlowBuild(process, running)
     finally:
         process.kill()
         process.wait(30)
+        reader.join(30)
 
 
 def test_a_record_a_running_build_holds_is_not_deleted(
-    slow_build: subprocess.Popen[bytes], engine: Engine
+    slow_build: SlowBuild, engine: Engine
 ) -> None:
+    assert slow_build.running.wait(BUILD_TIMEOUT_SECONDS), "the RUN step never started"
     deadline = time.monotonic() + BUILD_TIMEOUT_SECONDS
     held: list[BuildCacheRecord] = []
-    while not held and time.monotonic() < deadline and slow_build.poll() is None:
-        # The RUN step's mounts, held while it sleeps (a context transfer's record is
-        # in use only for a moment, and BuildKit replaces it by itself).
+    while not held and time.monotonic() < deadline:
+        # The step's base (the COPY before it), held while it sleeps.
         held = [r for r in cache(engine).values() if r.in_use and r.type == "regular"]
         if not held:
             time.sleep(0.2)
@@ -226,6 +271,7 @@ def test_a_record_a_running_build_holds_is_not_deleted(
         # 1.41: no cheap re-read, the engine itself refuses: a conflict naming the reasons.
         assert outcome.status in ((expected,) if expected else (OutcomeStatus.CONFLICT,))
         assert record.id in cache(engine)
+    assert slow_build.process.poll() is None, "the build ended during the test"
 
 
 def test_the_engine_prune_deletes_nothing_for_an_unknown_id(

@@ -694,8 +694,9 @@ class FakeEngine:
     # in lazily made attributes for the same reason.
     #
     # Build cache (BuildKit `cache/manager.go` `prune`, as `Engine.prune_build_cache_record`
-    # sends it: one full id, `all=true`): a record goes only when no build holds it (`InUse`)
-    # and no other record has it as a parent; the answer lists `CachesDeleted` and
+    # sends it: one full id): a record goes only when no build holds it (`InUse`) and no
+    # other record has it as a parent; without `all` (`keep_shared`) not when it is shared,
+    # nor of the internal or frontend type. The answer lists `CachesDeleted` and
     # `SpaceReclaimed` (its size; a shared record's data stays with the image: 0). Prunes are
     # single-flight: while another client's prune runs (`prune_elsewhere`), 409.
     # `build_cache_by_type = False` is an API 1.41 engine: no `?type=build-cache`.
@@ -780,16 +781,20 @@ class FakeEngine:
         listed: list[dict[str, Any]] = self._build_cache_df()["BuildCache"]
         return listed
 
-    def prune_build_cache_record(self, record_id: str) -> RemoveResult:
-        fault = self._enter("prune_build_cache_record", record_id)
-        return self._removal(fault, lambda: self._prune(record_id))
+    def prune_build_cache_record(self, record_id: str, *, keep_shared: bool = True) -> RemoveResult:
+        fault = self._enter("prune_build_cache_record", record_id, keep_shared)
+        return self._removal(fault, lambda: self._prune(record_id, keep_shared))
 
-    def _prune(self, record_id: str) -> RemoveResult:
+    def _prune(self, record_id: str, keep_shared: bool) -> RemoveResult:
         if self.__dict__.get("_pruning"):
             return refused(409, "a prune operation is already running")
         record = self.build_cache.get(record_id)
         parent_of_another = any(record_id in r.parents for r in self.build_cache.values())
-        if record is None or record.in_use or parent_of_another:
+        # all=false: BuildKit skips shared records and the internal and frontend types.
+        skipped = keep_shared and (
+            record is None or record.shared or record.type in ("internal", "frontend")
+        )
+        if record is None or record.in_use or parent_of_another or skipped:
             return RemoveResult(RemoveStatus.REMOVED, deleted=(), reclaimed_bytes=0)
         del self.build_cache[record_id]
         reclaimed = 0 if record.shared else record.size

@@ -109,7 +109,7 @@ class TestRemoval:
         other = engine.add_cache_record("other", 10)
         (outcome,) = run(engine, plan_for(engine, doomed, bytes_each=1))
         assert (outcome.status, outcome.freed_bytes) == (OutcomeStatus.REMOVED, 4096)
-        assert engine.sent("prune_build_cache_record") == [(doomed.id,)]
+        assert engine.sent("prune_build_cache_record") == [(doomed.id, True)]
         assert list(engine.build_cache) == [other.id]
 
     def test_a_record_gone_before_is_already_gone_and_nothing_is_pruned(self) -> None:
@@ -140,6 +140,37 @@ class TestRemoval:
         assert outcome.status is OutcomeStatus.SKIPPED_CHANGED
         assert "shared" in outcome.detail
         assert doomed.id in engine.build_cache
+
+    def test_an_image_sharing_it_in_the_last_round_trip_is_refused_by_the_engine(
+        self,
+    ) -> None:
+        engine = FakeEngine()
+        doomed = engine.add_cache_record("layer")
+        engine.before("prune_build_cache_record", lambda: setattr(doomed, "shared", True))
+        (outcome,) = run(engine, plan_for(engine, doomed))
+        assert outcome.status is OutcomeStatus.SKIPPED_CHANGED
+        assert outcome.detail == "the engine pruned nothing: shared with an image"
+        assert doomed.id in engine.build_cache
+
+    def test_on_api_1_41_the_engine_is_the_only_check_of_shared(self) -> None:
+        engine = FakeEngine()
+        engine.build_cache_by_type = False
+        doomed = engine.add_cache_record("layer")
+        plan = plan_for(engine, doomed)
+        doomed.shared = True
+        (outcome,) = run(engine, plan)
+        assert outcome.status is OutcomeStatus.CONFLICT
+        assert doomed.id in engine.build_cache
+        # all=true (keep_shared=False) would have pruned it: why gcd sends all=false.
+        assert engine.prune_build_cache_record(doomed.id, keep_shared=False).deleted == (doomed.id,)
+
+    @pytest.mark.parametrize("record_type", ["internal", "frontend"])
+    def test_types_buildkit_prunes_only_with_all_are_sent_with_all(self, record_type: str) -> None:
+        engine = FakeEngine()
+        doomed = engine.add_cache_record("x", 50, record_type=record_type)
+        (outcome,) = run(engine, plan_for(engine, doomed))
+        assert (outcome.status, outcome.freed_bytes) == (OutcomeStatus.REMOVED, 50)
+        assert engine.sent("prune_build_cache_record") == [(doomed.id, False)]
 
     def test_a_parent_with_a_child_is_not_deleted_and_the_child_is_named(self) -> None:
         engine = FakeEngine()

@@ -20,7 +20,12 @@ a record never used since it was made.
    So there gcd does not re-read first: BuildKit itself never prunes a record a build holds
    (it prunes only records without references), and the engine's answer below tells what
    happened.
-2. `POST /build/prune` restricted to this record's full id (`Engine.prune_build_cache_record`).
+2. `POST /build/prune` restricted to this record's full id (`Engine.prune_build_cache_record`),
+   with `all=false`, so that BuildKit itself refuses a record an image shares at that moment
+   (the final check on 1.41, where step 1 is skipped). BuildKit never prunes the `internal`
+   and `frontend` types without `all=true`, so those two are sent with `all=true`, after
+   step 1 where there is one; on 1.41 such a record, shared since the plan, would go (it
+   frees nothing then, and an image keeps its data).
 3. The record's id must be in the engine's `CachesDeleted` for `removed`; the bytes freed are
    the engine's `SpaceReclaimed` (`Verdict.freed_bytes`), not the plan's estimate. When the
    engine deleted nothing, the cache is read again where that is cheap, to say why: gone
@@ -47,6 +52,9 @@ from gcd.errors import EngineError
 __all__ = ["BuildCacheRemoval", "read_build_cache", "read_record"]
 
 log = structlog.get_logger("gcd.executor")
+
+ALL_ONLY_TYPES = frozenset({"internal", "frontend"})
+"""Record types BuildKit prunes only with `all=true` (`cache/manager.go` `pruneOnce`)."""
 
 
 def _int(value: Any) -> int:
@@ -133,7 +141,8 @@ class BuildCacheRemoval(Removal):
                     "now shared with an image: removing it would free nothing",
                 )
         self.touched = True
-        result = self.engine.prune_build_cache_record(self.record.id)
+        keep_shared = self.record.type not in ALL_ONLY_TYPES
+        result = self.engine.prune_build_cache_record(self.record.id, keep_shared=keep_shared)
         if result.status is RemoveStatus.NOT_FOUND:
             return Verdict(OutcomeStatus.ALREADY_GONE, result.message)
         if result.status is RemoveStatus.CONFLICT:
@@ -163,14 +172,18 @@ class BuildCacheRemoval(Removal):
         if fresh is None:
             return Verdict(
                 OutcomeStatus.CONFLICT,
-                "the engine pruned nothing: the record is in use, the parent of another "
-                f"record, or gone{why}",
+                "the engine pruned nothing: the record is in use, shared with an image, the "
+                f"parent of another record, or gone{why}",
             )
         found = next((r for r in fresh if r.id == self.record.id), None)
         if found is None:
             return Verdict(OutcomeStatus.ALREADY_GONE, "the engine pruned nothing; it is gone")
         if found.in_use:
             return Verdict(OutcomeStatus.SKIPPED_IN_USE, "the engine pruned nothing: in use")
+        if found.shared:
+            return Verdict(
+                OutcomeStatus.SKIPPED_CHANGED, "the engine pruned nothing: shared with an image"
+            )
         children = _children(fresh, self.record.id)
         if children:
             return Verdict(
