@@ -14,7 +14,7 @@ from gcd.core.records import EPOCH, BuildCacheRecord
 from gcd.core.rules import RuleId
 from gcd.engine.client import Engine
 from gcd.engine.executor import execute
-from gcd.engine.kinds.build_cache import read_build_cache
+from gcd.engine.kinds.build_cache import read_build_cache, unit_sizes
 from gcd.engine.outcomes import Outcome, OutcomeStatus
 from tests.unit.builders import NOW
 from tests.unit.fake_engine import FakeCacheRecord, FakeEngine, timeout
@@ -100,6 +100,16 @@ class TestReading:
         df = {"BuildCache": [{"Size": 5}, "x", {"ID": ID, "Size": -1, "CreatedAt": "never"}]}
         (record,) = read_build_cache(df)
         assert (record.size_bytes, record.created, record.type) == (0, EPOCH, "regular")
+
+
+def test_unit_sizes_count_a_shared_records_bytes_with_its_image_only() -> None:
+    engine = FakeEngine()
+    own = engine.add_cache_record("context", 700)
+    layer = engine.add_cache_record("layer", 300, shared=True)
+    assert unit_sizes(read_build_cache(engine._build_cache_df())) == {
+        f"build_cache:{own.id}": 700,
+        f"build_cache:{layer.id}": 0,
+    }
 
 
 class TestRemoval:
@@ -226,12 +236,19 @@ class TestRemoval:
         assert "API 1.41: not re-read" in outcomes[1].detail
         assert list(engine.build_cache) == [held.id]
 
-    def test_a_timeout_is_a_timeout(self) -> None:
+    def test_a_timeout_that_left_the_record_is_a_timeout(self) -> None:
         engine = FakeEngine()
         doomed = engine.add_cache_record("context")
         engine.fail("prune_build_cache_record", timeout())
         (outcome,) = run(engine, plan_for(engine, doomed))
-        assert outcome.status is OutcomeStatus.TIMEOUT
+        assert (outcome.status, outcome.freed_bytes) == (OutcomeStatus.TIMEOUT, 0)
+
+    def test_a_timeout_whose_prune_happened_is_removed_with_the_plans_bytes(self) -> None:
+        engine = FakeEngine()
+        doomed = engine.add_cache_record("context", 900)
+        engine.fail("prune_build_cache_record", timeout(done=True))
+        (outcome,) = run(engine, plan_for(engine, doomed, bytes_each=850))
+        assert (outcome.status, outcome.freed_bytes) == (OutcomeStatus.REMOVED, 850)
 
 
 @pytest.mark.parametrize("bad", ["", "abc.*", "^x$", "a" * 7, "uanwsuumopjv|x"])

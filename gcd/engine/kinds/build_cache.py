@@ -29,9 +29,11 @@ a record never used since it was made.
 3. The record's id must be in the engine's `CachesDeleted` for `removed`; the bytes freed are
    the engine's `SpaceReclaimed` (`Verdict.freed_bytes`), not the plan's estimate. When the
    engine deleted nothing, the cache is read again where that is cheap, to say why: gone
-   (`already_gone`), held by a build (`skipped_in_use`), or still the parent of another record
-   (`conflict`: BuildKit keeps a parent while a child references it; the child goes first, and
-   the parent in a later cycle). A concurrent prune (409) is a `conflict` too.
+   (`already_gone`), held by a build (`skipped_in_use`), shared with an image since
+   (`skipped_changed`), or still the parent of another record (`conflict`: BuildKit keeps a
+   parent while a child references it; a plan should list a child before its parents, or
+   the parent goes in a later cycle). A concurrent prune (409) is a `conflict` too; a lost
+   answer is judged by a fresh listing where there is one.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict
 from gcd.engine.times import parse_engine_time, parse_go_time
 from gcd.errors import EngineError
 
-__all__ = ["BuildCacheRemoval", "read_build_cache", "read_record"]
+__all__ = ["BuildCacheRemoval", "read_build_cache", "read_record", "unit_sizes"]
 
 log = structlog.get_logger("gcd.executor")
 
@@ -102,6 +104,17 @@ def read_build_cache(df: Mapping[str, Any]) -> tuple[BuildCacheRecord, ...]:
     return tuple(r for r in records if r is not None)
 
 
+def unit_sizes(records: Sequence[BuildCacheRecord]) -> dict[str, int]:
+    """The snapshot's `unit_sizes` for the build cache: `build_cache:<id>` → the bytes the
+    record holds on its own. A shared record's data is an image's layer, already counted
+    with the image (and never freed by removing the record): 0, so nothing counts twice."""
+    return {
+        unit: 0 if record.shared else record.size_bytes
+        for record in records
+        for unit in record.units
+    }
+
+
 def _children(records: Sequence[BuildCacheRecord], record_id: str) -> list[str]:
     return sorted(r.id for r in records if record_id in r.parents)
 
@@ -148,7 +161,7 @@ class BuildCacheRemoval(Removal):
         if result.status is RemoveStatus.CONFLICT:
             return Verdict(OutcomeStatus.CONFLICT, result.message)
         if result.status is RemoveStatus.TIMEOUT:
-            return Verdict(OutcomeStatus.TIMEOUT, result.message)
+            return self._timed_out(result.message)
         if result.status is not RemoveStatus.REMOVED:
             return Verdict(OutcomeStatus.FAILED, result.message)
         others = sorted(set(result.deleted) - {self.record.id})
@@ -160,6 +173,14 @@ class BuildCacheRemoval(Removal):
                 detail += f"; the engine also pruned {', '.join(others)}"
             return Verdict(OutcomeStatus.REMOVED, detail, freed_bytes=result.reclaimed_bytes or 0)
         return self._nothing_deleted()
+
+    def _timed_out(self, message: str) -> Verdict:
+        """The prune's answer was lost: gone in a fresh listing → `removed`, with the plan's
+        bytes (the engine's count went with the answer); else `timeout`."""
+        fresh = self._fresh()
+        if fresh is not None and all(r.id != self.record.id for r in fresh):
+            return Verdict(OutcomeStatus.REMOVED, f"pruned by id ({message}; re-read)")
+        return Verdict(OutcomeStatus.TIMEOUT, f"{message}; the record may still be there")
 
     def _nothing_deleted(self) -> Verdict:
         """The engine pruned nothing: say why, where the cache can be re-read cheaply."""

@@ -25,6 +25,7 @@ last round trip) is a `conflict`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -112,8 +113,7 @@ def read_networks(
         if listed.endpoints or _users(listed, attachments):
             state.mark_used(listed.id, now, kind=KIND)
         networks.append(
-            parse_network(raw, seen_at=seen_at, last_used=state.last_used(listed.id, kind=KIND))
-            or listed
+            replace(listed, seen_at=seen_at, last_used=state.last_used(listed.id, kind=KIND))
         )
     state.forget_missing((n.id for n in networks), kind=KIND)
     return tuple(networks)
