@@ -135,9 +135,16 @@ class EngineApi(Protocol):
         """`DELETE /networks/{id}`; 403/409 when it has endpoints (a `CONFLICT`)."""
         ...
 
-    def prune_build_cache_record(self, record_id: str) -> RemoveResult:
+    def build_cache_records(self) -> list[dict[str, Any]] | None:
+        """`GET /system/df?type=build-cache`'s `BuildCache` list (API 1.42+), cheap beside a
+        full `system_df`; None when the API version has no such call (1.41)."""
+        ...
+
+    def prune_build_cache_record(self, record_id: str, *, keep_shared: bool = True) -> RemoveResult:
         """`POST /build/prune` for the one record with this full id: `deleted` is the
-        engine's `CachesDeleted`, `reclaimed_bytes` its `SpaceReclaimed`."""
+        engine's `CachesDeleted`, `reclaimed_bytes` its `SpaceReclaimed`. `keep_shared`
+        (`all=false`): the engine itself skips the record if an image shares its data, and
+        always skips the `internal` and `frontend` types; False (`all=true`) for those."""
         ...
 
     def events(self, since: int | None = None, **filters: list[str]) -> Iterator[dict[str, Any]]:

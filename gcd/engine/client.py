@@ -7,6 +7,7 @@ outcomes and errors (`engine-facts.md` §1.1 for the status codes per engine ver
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -34,6 +35,13 @@ MAX_API_VERSION = "1.45"
 version, as the Docker CLI negotiates: API 1.52 drops `df` and event fields gcd reads."""
 MIN_API_VERSION = "1.41"
 """Docker 20.10 and Podman 5's compatible API."""
+
+
+_NETWORK_IN_USE = ("has active endpoints", "network is being used")
+"""Refusals to remove a network something uses: Docker's 403 (20.10, 26) for a running
+endpoint, Podman 5's 500 for any container attached."""
+_BUILD_CACHE_ID = re.compile(r"[A-Za-z0-9]{8,128}")
+"""A BuildKit record id (25 base-36 characters today): nothing a regular expression reads."""
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -267,3 +275,91 @@ class Engine:
             lambda: self.client.events(since=since, filters=filters or None, decode=True),
         )
         return stream
+
+    # -- networks and build cache ------------------------------------------------------------
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        """`GET /networks`. Its `Containers` is empty on Docker (only an inspect fills it)."""
+        result: list[dict[str, Any]] = self._call("GET /networks", self.client.networks)
+        return result
+
+    def inspect_network(self, network_id: str) -> dict[str, Any] | None:
+        """`GET /networks/{id}` with its `Containers` (running endpoints only), or None when
+        the network does not exist."""
+        result: dict[str, Any] | None = self._call_or_none(
+            f"GET /networks/{network_id}", lambda: self.client.inspect_network(network_id)
+        )
+        return result
+
+    def remove_network(self, network_id: str) -> RemoveResult:
+        """`DELETE /networks/{id}`. A network in use is refused with 403 on Docker 20.10/26
+        ("has active endpoints"), 500 on Podman 5 ("network is being used"), 409 elsewhere:
+        each a `CONFLICT`. Docker checks running endpoints only: it removes a network a
+        stopped container is attached to, which then cannot start, so the caller guards that
+        itself."""
+        result = self._removal(lambda: self.client.remove_network(network_id), parse=False)
+        in_use = any(text in result.message for text in _NETWORK_IN_USE)
+        if result.status is RemoveStatus.SERVER_ERROR and in_use:
+            return RemoveResult(RemoveStatus.CONFLICT, result.message)
+        return result
+
+    def build_cache_records(self) -> list[dict[str, Any]] | None:
+        """`GET /system/df?type=build-cache`'s `BuildCache` (API 1.42+): the build cache
+        alone, without walking container layers and volumes. None on API 1.41, where only a
+        full `GET /system/df` lists it (engine-facts.md §1.5)."""
+        if _version_key(self.api_version) < _version_key("1.42"):
+            return None
+        client: Any = self.client
+
+        def read() -> Any:
+            url = client._url("/system/df")
+            return client._result(client._get(url, params={"type": "build-cache"}), True)
+
+        body = self._call("GET /system/df?type=build-cache", read)
+        records = body.get("BuildCache") if isinstance(body, dict) else None
+        return [r for r in records or () if isinstance(r, dict)]
+
+    def prune_build_cache_record(self, record_id: str, *, keep_shared: bool = True) -> RemoveResult:
+        """`POST /build/prune` for exactly one record, by its full id.
+
+        BuildKit turns the `id` filter into a regular-expression match (`id~=<value>`), so the
+        id is checked to be a plain full id and anchored (`^id$`, accepted by 20.10 and 26).
+        BuildKit itself never prunes a record a build holds, nor one another record still
+        references as its parent: it then deletes nothing.
+
+        `keep_shared` sends `all=false`: BuildKit then also skips a record whose data an
+        image shares, checked by the engine in this very request, and it skips the `internal`
+        and `frontend` types whatever their state. `keep_shared=False` sends `all=true`, so
+        that a record of those two types matches and only the id filter selects; the caller
+        has to have checked that the record is not shared.
+
+        No size parameter (`keep-storage` before API 1.48, `reserved-space`,
+        `max-used-space`, `min-free-space` after): each is a limit the prune stops at, and a
+        prune of one chosen record must not stop early, so the engine's defaults (no limit)
+        are what is meant on every version; the budget is gcd's, record by record.
+
+        `deleted` is the engine's `CachesDeleted`, `reclaimed_bytes` its `SpaceReclaimed`.
+        A concurrent prune (any client's) is a 409 "a prune operation is already running":
+        a `CONFLICT`."""
+        if not _BUILD_CACHE_ID.fullmatch(record_id):
+            raise ValueError(f"not a full build cache record id: {record_id!r}")
+        # docker 7.2's `prune_builds` sends any filters and `all`, with the SDK's socket,
+        # version prefix and error mapping; its type stubs know only `dangling` and `until`.
+        client: Any = self.client
+        answer: dict[str, Any] = {}
+
+        def prune() -> None:
+            filters = {"id": [f"^{record_id}$"]}
+            body = client.prune_builds(filters=filters, all=not keep_shared)
+            answer.update(body if isinstance(body, dict) else {})
+
+        result = self._removal(prune, parse=False)
+        if result.status is not RemoveStatus.REMOVED:
+            return result
+        deleted = tuple(str(i) for i in answer.get("CachesDeleted") or () if i)
+        reclaimed = answer.get("SpaceReclaimed")
+        return RemoveResult(
+            RemoveStatus.REMOVED,
+            deleted=deleted,
+            reclaimed_bytes=int(reclaimed) if isinstance(reclaimed, int) else 0,
+        )

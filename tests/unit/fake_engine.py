@@ -453,6 +453,7 @@ class FakeEngine:
             if container.image_id is not None:
                 entry["Image"] = container.image_id
                 entry["ImageID"] = container.image_id
+            entry.update(self._network_settings(container.id))
             listed.append(entry)
         return listed
 
@@ -686,6 +687,250 @@ class FakeEngine:
             return RemoveResult(RemoveStatus.NOT_FOUND, f"{name}: tag not known")
         image.tags.remove(name)
         return RemoveResult(RemoveStatus.REMOVED, untagged=(f"{repository}:{tag}",))
+
+    # -- build cache and networks (BuildKit's prune, libnetwork's removal) --------------------
+    #
+    # Kept apart so that it merges with the container and volume bits above; the state lives
+    # in lazily made attributes for the same reason.
+    #
+    # Build cache (BuildKit `cache/manager.go` `prune`, as `Engine.prune_build_cache_record`
+    # sends it: one full id): a record goes only when no build holds it (`InUse`) and no
+    # other record has it as a parent; without `all` (`keep_shared`) not when it is shared,
+    # nor of the internal or frontend type. The answer lists `CachesDeleted` and
+    # `SpaceReclaimed` (its size; a shared record's data stays with the image: 0). Prunes are
+    # single-flight: while another client's prune runs (`prune_elsewhere`), 409.
+    # `build_cache_by_type = False` is an API 1.41 engine: no `?type=build-cache`.
+    #
+    # Networks (libnetwork, Docker 20.10/26): `bridge`, `host` and `none` always listed
+    # (Podman's compatible API lists its `podman` network as `bridge`, and nothing else),
+    # refused as pre-defined; `GET /networks` lists `Containers` empty, an inspect lists the
+    # running endpoints; Docker refuses a removal (403, "has active endpoints") only for a
+    # running container: a stopped or never-started one attached does not stop it, as on the
+    # real engine; Podman refuses for any container attached (500, "network is being used").
+    # A never-started container's `NetworkSettings.Networks` entry has an empty `NetworkID`.
+
+    build_cache_by_type: bool = True
+
+    @property
+    def build_cache(self) -> dict[str, FakeCacheRecord]:
+        cache: dict[str, FakeCacheRecord] = self.__dict__.setdefault("_build_cache", {})
+        return cache
+
+    @property
+    def networks(self) -> dict[str, FakeNetwork]:
+        found: dict[str, FakeNetwork] | None = self.__dict__.get("_networks")
+        if found is None:
+            found = {}
+            builtin = (
+                [("bridge", "bridge")]
+                if self.podman
+                else [("bridge", "bridge"), ("host", "host"), ("none", "null")]
+            )
+            for name, driver in builtin:
+                network = FakeNetwork(digest_of(f"network-{name}")[7:], name, driver, self.clock)
+                found[network.id] = network
+            self.__dict__["_networks"] = found
+        return found
+
+    @property
+    def attachments(self) -> dict[str, list[str]]:
+        """Container id → the ids of the networks it is attached to."""
+        attached: dict[str, list[str]] = self.__dict__.setdefault("_attachments", {})
+        return attached
+
+    def add_cache_record(
+        self,
+        seed: str,
+        size: int = 1000,
+        *,
+        parents: tuple[str, ...] = (),
+        in_use: bool = False,
+        shared: bool = False,
+        record_type: str = "regular",
+        last_used: datetime | None = None,
+    ) -> FakeCacheRecord:
+        """A record a build made (ids are 25 base-36 characters, as BuildKit's)."""
+        record = FakeCacheRecord(
+            id=hashlib.sha256(seed.encode()).hexdigest()[:25],
+            type=record_type,
+            description=f"fake step {seed}",
+            size=size,
+            created=self.tick(),
+            last_used=last_used,
+            in_use=in_use,
+            shared=shared,
+            parents=parents,
+        )
+        self.build_cache[record.id] = record
+        return record
+
+    def prune_elsewhere(self, running: bool = True) -> None:
+        """Another client's prune (`docker system prune`) starts, or ends."""
+        self.__dict__["_pruning"] = running
+
+    def _build_cache_df(self) -> dict[str, Any]:
+        """`GET /system/df`'s `BuildCache` part (API 1.42+ shape: `Parents`)."""
+        return {"BuildCache": [r.listed() for r in self.build_cache.values()]}
+
+    def build_cache_records(self) -> list[dict[str, Any]] | None:
+        fault = self._enter("build_cache_records")
+        if fault is not None:
+            self._raise(fault, "GET /system/df?type=build-cache")
+        if not self.build_cache_by_type:
+            return None
+        listed: list[dict[str, Any]] = self._build_cache_df()["BuildCache"]
+        return listed
+
+    def prune_build_cache_record(self, record_id: str, *, keep_shared: bool = True) -> RemoveResult:
+        fault = self._enter("prune_build_cache_record", record_id, keep_shared)
+        return self._removal(fault, lambda: self._prune(record_id, keep_shared))
+
+    def _prune(self, record_id: str, keep_shared: bool) -> RemoveResult:
+        if self.__dict__.get("_pruning"):
+            return refused(409, "a prune operation is already running")
+        record = self.build_cache.get(record_id)
+        parent_of_another = any(record_id in r.parents for r in self.build_cache.values())
+        # all=false: BuildKit skips shared records and the internal and frontend types.
+        skipped = keep_shared and (
+            record is None or record.shared or record.type in ("internal", "frontend")
+        )
+        if record is None or record.in_use or parent_of_another or skipped:
+            return RemoveResult(RemoveStatus.REMOVED, deleted=(), reclaimed_bytes=0)
+        del self.build_cache[record_id]
+        reclaimed = 0 if record.shared else record.size
+        return RemoveResult(RemoveStatus.REMOVED, deleted=(record_id,), reclaimed_bytes=reclaimed)
+
+    def create_network(
+        self, name: str, driver: str = "bridge", labels: dict[str, str] | None = None
+    ) -> FakeNetwork:
+        network = FakeNetwork(
+            digest_of(f"network-{name}-{len(self.networks)}")[7:],
+            name,
+            driver,
+            self.tick(),
+            labels=labels or {},
+        )
+        self.networks[network.id] = network
+        return network
+
+    def attach(self, container_id: str, network_id: str) -> None:
+        """`docker create --network` / `docker network connect`."""
+        self.attachments.setdefault(container_id, []).append(network_id)
+
+    def _network_settings(self, container_id: str) -> dict[str, Any]:
+        """A listed container's `NetworkSettings`: `NetworkID` empty until it has started."""
+        container = self.containers[container_id]
+        started = container.state != "created"
+        networks = {
+            self.networks[n].name: {"NetworkID": n if started else "", "EndpointID": ""}
+            for n in self.attachments.get(container_id, ())
+            if n in self.networks
+        }
+        return {"NetworkSettings": {"Networks": networks}}
+
+    def _find_network(self, name: str) -> FakeNetwork | None:
+        return self.networks.get(name) or next(
+            (n for n in self.networks.values() if n.name == name), None
+        )
+
+    def _endpoints(self, network: FakeNetwork) -> dict[str, Any]:
+        return {
+            c: {"Name": self.containers[c].name, "EndpointID": digest_of(c)[7:]}
+            for c, attached in self.attachments.items()
+            if network.id in attached
+            and c in self.containers
+            and self.containers[c].state in RUNNING
+        }
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        fault = self._enter("list_networks")
+        if fault is not None:
+            self._raise(fault, "GET /networks")
+        return [n.listed({}) for n in self.networks.values()]
+
+    def inspect_network(self, network_id: str) -> dict[str, Any] | None:
+        fault = self._enter("inspect_network", network_id)
+        if fault is not None:
+            self._raise(fault, f"GET /networks/{network_id}")
+        network = self._find_network(network_id)
+        return None if network is None else network.listed(self._endpoints(network))
+
+    def remove_network(self, network_id: str) -> RemoveResult:
+        fault = self._enter("remove_network", network_id)
+        return self._removal(fault, lambda: self._remove_network(network_id))
+
+    def _remove_network(self, network_id: str) -> RemoveResult:
+        network = self._find_network(network_id)
+        if network is None:
+            return refused(404, f"network {network_id} not found")
+        if network.name in ("bridge", "host", "none"):
+            return refused(403, f"{network.name} is a pre-defined network and cannot be removed")
+        if self.podman and any(network.id in a for a in self.attachments.values()):
+            return RemoveResult(
+                RemoveStatus.CONFLICT,
+                f'"{network.name}" has associated containers with it. Use -f to forcibly '
+                "delete containers and pods: network is being used",
+            )
+        if self._endpoints(network):
+            return RemoveResult(
+                RemoveStatus.CONFLICT,
+                f"error while removing network: network {network.name} id {network.id} has "
+                "active endpoints",
+            )
+        del self.networks[network.id]
+        return RemoveResult(RemoveStatus.REMOVED)
+
+
+@dataclass
+class FakeCacheRecord:
+    id: str
+    type: str
+    description: str
+    size: int
+    created: datetime
+    last_used: datetime | None
+    in_use: bool
+    shared: bool
+    parents: tuple[str, ...]
+    usage_count: int = 1
+
+    def listed(self) -> dict[str, Any]:
+        return {
+            "ID": self.id,
+            "Parents": list(self.parents) or None,
+            "Type": self.type,
+            "Description": self.description,
+            "InUse": self.in_use,
+            "Shared": self.shared,
+            "Size": self.size,
+            "CreatedAt": _go_time(self.created),
+            "LastUsedAt": None if self.last_used is None else _go_time(self.last_used),
+            "UsageCount": self.usage_count,
+        }
+
+
+@dataclass
+class FakeNetwork:
+    id: str
+    name: str
+    driver: str
+    created: datetime
+    labels: dict[str, str] = field(default_factory=dict)
+    scope: str = "local"
+    ingress: bool = False
+
+    def listed(self, endpoints: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Name": self.name,
+            "Id": self.id,
+            "Created": _go_time(self.created),
+            "Scope": self.scope,
+            "Driver": self.driver,
+            "Internal": False,
+            "Ingress": self.ingress,
+            "Containers": endpoints,
+            "Labels": dict(self.labels),
+        }
 
 
 if TYPE_CHECKING:  # both implement the interface the engine-facing modules are written for
