@@ -59,7 +59,8 @@ class Container:
     volumes: tuple[str, ...] = ()
     """Names of the volumes it mounts (anonymous ones by their generated name)."""
     networks: tuple[str, ...] = ()
-    """Ids of the networks it is attached to."""
+    """The networks it is attached to, by id and by name (a never-started container has no
+    network id yet, only the name)."""
     size_rw_bytes: int = 0
     """Its writable layer (`SizeRw` from `GET /system/df`): what removing it frees."""
 

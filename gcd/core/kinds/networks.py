@@ -34,9 +34,15 @@ def _attached(
     freed: dict[str, list[str]] = defaultdict(list)
     for container in containers:
         target = freed if container.id in released else holders
-        for network_id in container.networks:
-            target[network_id].append(f"container {container.name} ({container.state})")
+        # By id, and by name: a never-started container has no NetworkID yet, only the
+        # name it was created with.
+        for network in container.networks:
+            target[network].append(f"container {container.name} ({container.state})")
     return holders, freed
+
+
+def _of(network: Network, attached: dict[str, list[str]]) -> list[str]:
+    return sorted({*attached.get(network.id, ()), *attached.get(network.name, ())})
 
 
 def last_use(network: Network, now: datetime, attached: bool) -> datetime:
@@ -56,8 +62,8 @@ def _decide(
 ) -> tuple[RuleId, str]:
     if network.is_builtin:
         return RuleId.BUILTIN, f"the engine's own network ({network.scope} scope)"
-    if network.id in holders:
-        return RuleId.IN_USE, "attached: " + ", ".join(sorted(holders[network.id]))
+    if _of(network, holders):
+        return RuleId.IN_USE, "attached: " + ", ".join(_of(network, holders))
     if network.endpoints:
         return RuleId.IN_USE, f"{network.endpoints} endpoints"
     if network.created is not None and network.created > now:
@@ -66,8 +72,8 @@ def _decide(
     if age < safety.min_age:
         return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
     limit = spell_duration(section.unused_for)
-    if network.id in released:
-        who = ", ".join(sorted(released[network.id]))
+    if _of(network, released):
+        who = ", ".join(_of(network, released))
         return RuleId.UNUSED_WITHIN, f"attached to {who}, removed first; unused_for {limit}"
     idle = now - last_use(network, now, attached=False)
     text = f"unused for {format_duration(idle)}; unused_for {limit}"
@@ -90,7 +96,9 @@ def judge(
                 network, section=section, safety=safety, holders=holders, released=freed, now=now
             ),
             age=max(now - network.seen_at, timedelta(0)),
-            last_use=last_use(network, now, attached=network.id in holders or network.id in freed),
+            last_use=last_use(
+                network, now, attached=bool(_of(network, holders) or _of(network, freed))
+            ),
             order=(network.seen_at.timestamp(), network.id),
         )
         for network in sorted(snapshot.networks, key=lambda n: n.id)
