@@ -117,9 +117,10 @@ class EngineApi(Protocol):
         """`GET /networks/{id}` (with its `Containers`), or None when it does not exist."""
         ...
 
-    def system_df(self) -> dict[str, Any]:
-        """`GET /system/df`, restricted to containers, volumes and build cache where the API
-        version allows (1.42+). Expensive: it walks every container layer and volume; at most
+    def system_df(self, *, images: bool = True) -> dict[str, Any]:
+        """`GET /system/df`; from API 1.42 restricted to containers, volumes and build cache,
+        plus the images' part (`LayersSize`, shared sizes) with `images`; API 1.41 always
+        answers everything. Expensive: it walks every container layer and volume; at most
         once per cycle."""
         ...
 

@@ -24,7 +24,7 @@ import structlog
 from gcd.core.kind import Kind
 from gcd.core.plan import Decision, Plan
 from gcd.engine.api import EngineApi
-from gcd.engine.kinds import images
+from gcd.engine.kinds import containers, images, volumes
 from gcd.engine.outcomes import ATTENTION, Outcome, OutcomeStatus, Removal, Report, Verdict
 from gcd.errors import EngineUnreachableError, RunRefusedError
 
@@ -69,6 +69,8 @@ def _log(outcome: Outcome) -> None:
 
 ADAPTERS: dict[Kind, Callable[[Decision, EngineApi, datetime], Removal]] = {
     Kind.IMAGE: images.ImageRemoval,
+    Kind.CONTAINER: containers.ContainerRemoval,
+    Kind.VOLUME: volumes.VolumeRemoval,
 }
 """How to re-check and remove an object of each kind (`gcd.engine.kinds`)."""
 
