@@ -16,8 +16,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-PODMAN_CONFLICTS = ("please force removal",)
-"""Podman 5 answers 500, not 409, to a delete by id of an image with several tags."""
+PODMAN_CONFLICTS = (
+    "please force removal",
+    "container state improper",
+)
+"""Podman 5 answers 500, not 409, to a delete by id of an image with several tags, and to a
+delete of a running container without force ("… cannot be removed without force: container
+state improper")."""
 
 
 class RemoveStatus(StrEnum):

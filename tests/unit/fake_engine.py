@@ -721,9 +721,9 @@ class FakeEngine:
         if container is None:
             return refused(404, f"No such container: {container_id}")
         if container.state in RUNNING:
-            if self.podman:
+            if self.podman:  # a 500, not a 409
                 return refused(
-                    409,
+                    500,
                     f"cannot remove container {container.id} as it is {container.state} - "
                     "running or paused containers cannot be removed without force: container "
                     "state improper",
