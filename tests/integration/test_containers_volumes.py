@@ -312,3 +312,19 @@ def test_a_container_created_at_the_last_moment_makes_the_volume_removal_refuse(
     assert "cv-late" in volume_names(api)
     expected = VOLUME_IN_USE_REFUSAL[clean.name].format(id=late[0], name="cv-late")
     assert report.outcomes[0].detail == expected
+
+
+def test_one_snapshot_asks_for_disk_usage_once_and_only_for_what_it_needs(
+    runnable: str, api: docker.APIClient, clean: PrivateEngine, tmp_path: Path
+) -> None:
+    make(api, "true", name="job", anonymous=("/anon",))
+    with EngineProxy(clean.socket) as proxy:
+        engine = Engine(proxy.host)
+        snapshot = snap(engine, tmp_path)
+        version = engine.api_version
+    assert container(snapshot, "job").details_known
+    (df,) = [path for method, path in proxy.requests if method == "GET" and "/system/df" in path]
+    if tuple(int(p) for p in version.split(".")) >= (1, 42):
+        assert df.endswith("/system/df?type=container&type=volume&type=build-cache")
+    else:  # 20.10 and Podman have no `type`: the whole answer, as before
+        assert df.endswith("/system/df")

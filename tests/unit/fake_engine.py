@@ -23,7 +23,8 @@ It models the engine's rules and never scripts an answer per test:
 - Containers and volumes (moby `daemon/delete.go`, `volume/service`; Podman libpod): a
   container has labels, the reference it was made from, its creation, start and exit times
   (Go's zero time until they happen), a restart policy, volume mounts, networks and a `SizeRw`;
-  `DELETE /containers/{id}` without force is a 409 while it runs, is paused or restarts,
+  `DELETE /containers/{id}` without force is a 409 while it runs, is paused or restarts
+  (20.10's text; 26.1 words it otherwise; Podman answers 500 "container state improper"),
   and never takes its volumes (gcd never sends `v`); `DELETE /volumes/{name}` is a 409
   "volume is in use" while any container, in any state, mounts it. An anonymous volume is
   named by 64 hex digits and, from Docker 23 (`anonymous_label`), labelled

@@ -130,6 +130,16 @@ class TestReadingContainers:
         assert engine.sent("inspect_container") == [(made.id,), (made.id,)]
         assert job.finished_at == made.finished_at
 
+    def test_many_new_stopped_containers_are_inspected_once_each_in_listing_order(
+        self, state: State
+    ) -> None:
+        engine, image_id = engine_with_image()
+        made = [engine.create_container(image_id, f"job-{n}", "exited") for n in range(12)]
+        snapshot = take(engine, state)
+        assert [c.name for c in snapshot.containers] == [m.name for m in made]
+        assert [c.finished_at for c in snapshot.containers] == [m.finished_at for m in made]
+        assert sorted(engine.sent("inspect_container")) == sorted((m.id,) for m in made)
+
     def test_a_container_gone_before_its_inspect_is_left_out(self, state: State) -> None:
         engine, image_id = engine_with_image()
         made = engine.create_container(image_id, "job", "exited")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -189,29 +190,65 @@ SHARED_DETAILS = DetailsCache()
 """The process's cache: the snapshot fills it, the executor refreshes what it finds stale."""
 
 
+INSPECT_THREADS = 4
+"""Concurrent inspects when many stopped containers are new to the cache (a first snapshot,
+every one-shot `gcd plan`): the engine answers them in parallel, and more than 4 gain nothing
+on 2 cores (engine-facts.md §7)."""
+
+_Inspected = Mapping[str, Any] | None | EngineError
+
+
+def _inspect(engine: EngineApi, container_id: str) -> _Inspected:
+    try:
+        return engine.inspect_container(container_id)
+    except EngineError as exc:  # an unreachable engine is no EngineError: it ends the read
+        return exc
+
+
+def _inspect_all(engine: EngineApi, ids: Sequence[str]) -> dict[str, _Inspected]:
+    if len(ids) < 2:
+        return {i: _inspect(engine, i) for i in ids}
+    with ThreadPoolExecutor(min(INSPECT_THREADS, len(ids))) as pool:
+        return dict(zip(ids, pool.map(lambda i: _inspect(engine, i), ids), strict=True))
+
+
+def _with_details(container: Container, details: ContainerDetails) -> Container:
+    return replace(
+        container,
+        started_at=details.started_at,
+        finished_at=details.finished_at,
+        restart_policy=details.restart_policy,
+        details_known=True,
+    )
+
+
 def read_containers(
     engine: EngineApi,
     raw_containers: Sequence[Mapping[str, Any]],
     sizes: Mapping[str, int],
     cache: DetailsCache = SHARED_DETAILS,
 ) -> tuple[Container, ...]:
-    """The listed containers as records: with their writable layer's bytes (`sizes`, from
-    `GET /system/df`), and for each inactive one its inspected (or cached) details."""
+    """The listed containers as records, in listing order: with their writable layer's bytes
+    (`sizes`, from `GET /system/df`), and for each inactive one its inspected (or cached)
+    details."""
+    listed = [
+        replace(c, size_rw_bytes=int(sizes.get(c.id, 0)))
+        for c in map(parse_container, raw_containers)
+        if c is not None
+    ]
+    pending = [c.id for c in listed if not c.is_active and cache.get(c.id) is None]
+    answers = _inspect_all(engine, pending)
     containers: list[Container] = []
-    inspected = 0
-    for listed in (c for c in map(parse_container, raw_containers) if c is not None):
-        container = replace(listed, size_rw_bytes=int(sizes.get(listed.id, 0)))
+    for container in listed:
         if container.is_active:
             cache.forget(container.id)
             containers.append(container)
             continue
         details = cache.get(container.id)
         if details is None:
-            inspected += 1
-            try:
-                record = engine.inspect_container(container.id)
-            except EngineError as exc:
-                log.warning("container_inspect_failed", container=container.name, error=str(exc))
+            record = answers.get(container.id)
+            if isinstance(record, EngineError):
+                log.warning("container_inspect_failed", container=container.name, error=str(record))
                 containers.append(container)  # details_known=False: the core keeps it
                 continue
             if record is None:
@@ -223,17 +260,9 @@ def read_containers(
                 continue
             details = details_of(record)
             cache.put(container.id, details)
-        containers.append(
-            replace(
-                container,
-                started_at=details.started_at,
-                finished_at=details.finished_at,
-                restart_policy=details.restart_policy,
-                details_known=True,
-            )
-        )
+        containers.append(_with_details(container, details))
     cache.retain(c.id for c in containers)
-    log.debug("containers_read", containers=len(containers), inspected=inspected)
+    log.debug("containers_read", containers=len(containers), inspected=len(pending))
     return tuple(containers)
 
 
