@@ -8,8 +8,10 @@ created; and V volumes, half of them mounted by a container. Then times, in the 
 - the reference: `GET /containers/json?all=1`, the one call gcd always needs;
 - `GET /volumes`, `GET /containers/json?all=1&size=1` (the other way to get `SizeRw`) and
   `GET /system/df`, each alone;
+- every container inspected, one at a time and `INSPECT_THREADS` at a time;
 - a cold snapshot (`take_snapshot` with an empty inspect cache: one inspect per stopped
-  container) and a warm one (the cache filled, as in a daemon's later cycles).
+  container, as in every one-shot `gcd plan`) and a warm one (the cache filled, as in a
+  daemon's later cycles).
 
 Prints medians and their ratio to the reference; no absolute number is asserted anywhere.
 
@@ -32,7 +34,7 @@ from typing import Any
 import docker
 
 from gcd.engine.client import Engine
-from gcd.engine.kinds.containers import DetailsCache
+from gcd.engine.kinds.containers import INSPECT_THREADS, DetailsCache
 from gcd.engine.layers import LayerStore
 from gcd.engine.snapshot import take_snapshot
 from gcd.host.state import State
@@ -141,6 +143,14 @@ def main() -> None:
         volumes = median_of(args.repeat, api.volumes)
         sized = median_of(args.repeat, lambda: api.containers(all=True, size=True))
         df = median_of(args.repeat, api.df)
+        ids = [str(c["Id"]) for c in api.containers(all=True)]
+        serial = median_of(args.repeat, lambda: [engine.inspect_container(i) for i in ids])
+
+        def threaded() -> None:
+            with ThreadPoolExecutor(INSPECT_THREADS) as pool:
+                list(pool.map(engine.inspect_container, ids))
+
+        parallel = median_of(args.repeat, threaded)
         cold = median_of(args.repeat, lambda: snapshot(DetailsCache()))
         warm_cache = DetailsCache()
         snapshot(warm_cache)
@@ -157,6 +167,8 @@ def main() -> None:
             ("GET /volumes", volumes),
             ("GET /containers/json?all=1&size=1", sized),
             ("GET /system/df", df),
+            ("every container inspected, one at a time", serial),
+            (f"every container inspected, {INSPECT_THREADS} at a time", parallel),
             ("snapshot, cold (one inspect each)", cold),
             ("snapshot, warm (inspects cached)", warm),
         ]
