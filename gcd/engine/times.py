@@ -24,7 +24,7 @@ def parse_engine_time(text: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def parse_go_time(text: str) -> datetime | None:
+def parse_go_time(text: object) -> datetime | None:
     """A time the engine set (`LastTagTime`, `lastUpdated`), in UTC; Go's zero time, which
     means "never", is None."""
     parsed = parse_engine_time(text)

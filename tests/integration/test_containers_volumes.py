@@ -6,7 +6,7 @@ removal run through the proxy (`tests/integration/proxy.py`) or between the two 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ def make(
     *,
     name: str,
     start: bool = True,
-    binds: dict[str, dict[str, str]] | None = None,
+    binds: dict[str, Mapping[str, str]] | None = None,
     anonymous: tuple[str, ...] = (),
     labels: dict[str, str] | None = None,
     restart: str | None = None,
