@@ -16,8 +16,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-PODMAN_CONFLICTS = ("please force removal",)
-"""Podman 5 answers 500, not 409, to a delete by id of an image with several tags."""
+PODMAN_CONFLICTS = (
+    "please force removal",
+    "container state improper",
+)
+"""Podman 5 answers 500, not 409, to a delete by id of an image with several tags, and to a
+delete of a running container without force ("… cannot be removed without force: container
+state improper")."""
 
 
 class RemoveStatus(StrEnum):
@@ -117,9 +122,10 @@ class EngineApi(Protocol):
         """`GET /networks/{id}` (with its `Containers`), or None when it does not exist."""
         ...
 
-    def system_df(self) -> dict[str, Any]:
-        """`GET /system/df`, restricted to containers, volumes and build cache where the API
-        version allows (1.42+). Expensive: it walks every container layer and volume; at most
+    def system_df(self, *, images: bool = True) -> dict[str, Any]:
+        """`GET /system/df`; from API 1.42 restricted to containers, volumes and build cache,
+        plus the images' part (`LayersSize`, shared sizes) with `images`; API 1.41 always
+        answers everything. Expensive: it walks every container layer and volume; at most
         once per cycle."""
         ...
 

@@ -35,6 +35,8 @@ MAX_API_VERSION = "1.45"
 version, as the Docker CLI negotiates: API 1.52 drops `df` and event fields gcd reads."""
 MIN_API_VERSION = "1.41"
 """Docker 20.10 and Podman 5's compatible API."""
+DF_TYPES_SINCE = "1.42"
+"""`GET /system/df?type=…` computes only the parts asked for (Docker 23)."""
 
 
 _NETWORK_IN_USE = ("has active endpoints", "network is being used")
@@ -178,10 +180,27 @@ class Engine:
         )
         return result
 
-    def system_df(self) -> dict[str, Any]:
-        """`GET /system/df`: expensive (walks container layers and volumes); never per tick."""
-        result: dict[str, Any] = self._call("GET /system/df", self.client.df)
-        return result
+    def system_df(self, *, images: bool = True) -> dict[str, Any]:
+        """`GET /system/df`: expensive (walks every container layer and volume); never per
+        tick, at most once per snapshot. From API 1.42 only the parts asked for are
+        computed: containers, volumes and build cache, and the images' shared sizes and
+        `LayersSize` only with `images`. API 1.41 (20.10, Podman) has no `type` and always
+        computes everything (engine-facts.md §1.5)."""
+        if _version_key(self.api_version) < _version_key(DF_TYPES_SINCE):
+            result: dict[str, Any] = self._call("GET /system/df", self.client.df)
+            return result
+        types = [*(["image"] if images else []), "container", "volume", "build-cache"]
+        # The SDK's df() takes no parameters; its request helpers still bring the socket
+        # adapter, the version prefix and the error mapping.
+        client: Any = self.client
+        return dict(
+            self._call(
+                "GET /system/df",
+                lambda: client._result(
+                    client._get(client._url("/system/df"), params={"type": types}), True
+                ),
+            )
+        )
 
     def _call_or_none(self, what: str, method: Any) -> Any:
         """`_call`, with None for a 404: the object does not (or no longer) exist."""
@@ -213,6 +232,33 @@ class Engine:
             f"GET /containers/{container}/json", lambda: self.client.inspect_container(container)
         )
         return result
+
+    def list_volumes(self) -> list[dict[str, Any]]:
+        """`GET /volumes`: the `Volumes` list (the engine sends null for none)."""
+        answer: dict[str, Any] = self._call("GET /volumes", self.client.volumes)
+        return list((answer or {}).get("Volumes") or [])
+
+    def inspect_volume(self, name: str) -> dict[str, Any] | None:
+        """`GET /volumes/{name}`, or None when the volume does not exist."""
+        result: dict[str, Any] | None = self._call_or_none(
+            f"GET /volumes/{name}", lambda: self.client.inspect_volume(name)
+        )
+        return result
+
+    def remove_container(self, container_id: str) -> RemoveResult:
+        """`DELETE /containers/{id}?v=0&force=0`, classified like `remove_image`: a running
+        container is a 409 (`CONFLICT`), never killed; its volumes stay, anonymous ones too,
+        for the `volumes` section to judge (engine-facts.md §1.2)."""
+        return self._removal(
+            lambda: self.client.remove_container(container_id, v=False, link=False, force=False),
+            parse=False,
+        )
+
+    def remove_volume(self, name: str) -> RemoveResult:
+        """`DELETE /volumes/{name}` without force: a volume a container mounts, in any state,
+        is a 409 "volume is in use" (`CONFLICT`). Never `POST /volumes/prune`, whose meaning
+        changes with the API version (engine-facts.md §1.3)."""
+        return self._removal(lambda: self.client.remove_volume(name, force=False), parse=False)
 
     def remove_image(self, name: str, *, force: bool = False) -> RemoveResult:
         """`DELETE /images/{name}`, classified, never raised (except when the engine is

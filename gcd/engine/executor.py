@@ -25,7 +25,7 @@ from gcd.core.kind import Kind
 from gcd.core.plan import Decision, Plan
 from gcd.core.rules import RuleId
 from gcd.engine.api import EngineApi
-from gcd.engine.kinds import build_cache, images, networks
+from gcd.engine.kinds import build_cache, containers, images, networks, volumes
 from gcd.engine.outcomes import ATTENTION, Outcome, OutcomeStatus, Removal, Report, Verdict
 from gcd.errors import EngineUnreachableError, RunRefusedError
 
@@ -69,9 +69,11 @@ def _log(outcome: Outcome) -> None:
 
 
 ADAPTERS: dict[Kind, Callable[[Decision, EngineApi, datetime], Removal]] = {
+    Kind.CONTAINER: containers.ContainerRemoval,
     Kind.IMAGE: images.ImageRemoval,
-    Kind.BUILD_CACHE: build_cache.BuildCacheRemoval,
+    Kind.VOLUME: volumes.VolumeRemoval,
     Kind.NETWORK: networks.NetworkRemoval,
+    Kind.BUILD_CACHE: build_cache.BuildCacheRemoval,
 }
 """How to re-check and remove an object of each kind (`gcd.engine.kinds`)."""
 

@@ -1,5 +1,6 @@
-"""Engine JSON → the immutable `Snapshot`, parsed once, with a constant number of API calls:
-`GET /info`, `GET /images/json`, `GET /containers/json?all=1`.
+"""Engine JSON → the immutable `Snapshot`, parsed once, with a constant number of API calls
+(plus one inspect per stopped container gcd has not seen stopped before): `GET /info`,
+`GET /images/json`, `GET /containers/json?all=1`, `GET /volumes` and one `GET /system/df`.
 
 Layers and their sizes come from the engine's own databases on disk when gcd can read them
 (zero calls), else from two calls per image gcd has never seen, cached in its state
@@ -10,39 +11,41 @@ record, the engine's `LastTagTime` when a source gives one (`docker tag`, builds
 pulled images have none) and it is not in the future, else `now`. That start is recorded at
 once, so it never moves afterwards; the caller saves the state. The state is bound to the
 engine and store `GET /info` names (`identity.py`) before anything is read from it.
+
+Containers and volumes: `gcd.engine.kinds.containers` and `gcd.engine.kinds.volumes` say how
+they are read. Their bytes (a container's writable layer `SizeRw`, a volume's `UsageData.Size`)
+exist only in `GET /system/df`, which walks every container layer and volume directory: it is
+called at most once per snapshot (`read_disk_usage`), and its `BuildCache` list is the build
+cache's source too. When it fails (20.10 refuses a second concurrent one) the snapshot goes on
+with those sizes 0, logs `system_df_failed` at warning, and says so in `snapshot_taken`
+(`sizes_known=false`): the plan's bytes for containers and volumes are then 0, never a guess.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from gcd.core.records import Container, ContainerState, Image, Snapshot
+from gcd.core.records import Image, Snapshot
 from gcd.core.references import InvalidReferenceError, Reference, parse_reference
 from gcd.engine.api import EngineApi
 from gcd.engine.identity import engine_scope
+from gcd.engine.kinds.containers import SHARED_DETAILS, DetailsCache, read_containers
+from gcd.engine.kinds.volumes import read_volumes, volume_sizes
 from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store, layers_from_engine
+from gcd.engine.times import parse_created
+from gcd.errors import EngineError
 from gcd.host.state import State
 
 log = structlog.get_logger("gcd.snapshot")
 
 _NONE_REFERENCES = frozenset({"<none>:<none>", "<none>@<none>"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SHARED_STORE = LayerStore()
-
-
-def parse_created(seconds: Any) -> datetime | None:
-    """`Created` in Unix seconds; 0001-01-01 is -62135596800, reproducible builds use 0."""
-    if not isinstance(seconds, int | float):
-        return None
-    try:
-        return _EPOCH + timedelta(seconds=seconds)
-    except OverflowError:
-        return None
 
 
 def parse_references(values: Any) -> tuple[Reference, ...]:
@@ -57,29 +60,39 @@ def parse_references(values: Any) -> tuple[Reference, ...]:
     return tuple(sorted(set(references)))
 
 
-_PODMAN_STATES = {
-    "stopped": ContainerState.EXITED,
-    "configured": ContainerState.CREATED,
-    "initialized": ContainerState.CREATED,
-    "stopping": ContainerState.RUNNING,
-}
-"""Podman's compatible API lists its own state names (an exited container is `stopped`)."""
+@dataclass(frozen=True, slots=True)
+class DiskUsage:
+    """One `GET /system/df`, read once per snapshot: the bytes only it knows."""
+
+    known: bool
+    """False: the call failed; every size below is absent (0)."""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    """The whole answer (its `BuildCache` list is the build cache's source)."""
+    container_sizes: Mapping[str, int] = field(default_factory=dict)
+    """`SizeRw` by container id."""
+    volume_sizes: Mapping[str, int] = field(default_factory=dict)
+    """`UsageData.Size` by volume name; -1 is 0."""
 
 
-def parse_container(raw: Mapping[str, Any]) -> Container | None:
-    image_id = raw.get("ImageID")
-    if not isinstance(image_id, str) or not image_id:
-        # Every engine version sends ImageID; an image named only by reference cannot be
-        # protected by id, so say so rather than guess.
-        log.warning("container_without_image_id", container=raw.get("Id"), image=raw.get("Image"))
-        return None
-    names = raw.get("Names") or [raw["Id"][:12]]
-    text = str(raw.get("State", "")).lower()
+def read_disk_usage(engine: EngineApi) -> DiskUsage:
+    """`GET /system/df` without the images' part (gcd has the layers already); a failure is
+    logged and gives `known=False` rather than ending the snapshot. An unreachable engine
+    still raises."""
     try:
-        state = _PODMAN_STATES.get(text) or ContainerState(text)
-    except ValueError:
-        state = ContainerState.CREATED  # unknown states still protect their image
-    return Container(id=raw["Id"], name=str(names[0]).lstrip("/"), image_id=image_id, state=state)
+        raw = engine.system_df(images=False)
+    except EngineError as exc:
+        log.warning(
+            "system_df_failed",
+            error=str(exc),
+            detail="container and volume sizes are unknown this cycle: counted as 0 bytes",
+        )
+        return DiskUsage(known=False)
+    sizes = {
+        str(c["Id"]): max(int(c.get("SizeRw") or 0), 0)
+        for c in raw.get("Containers") or ()
+        if isinstance(c, dict) and c.get("Id")
+    }
+    return DiskUsage(True, raw, sizes, volume_sizes(raw))
 
 
 def _layers(
@@ -106,15 +119,23 @@ def _layers(
 
 
 def take_snapshot(
-    engine: EngineApi, state: State, now: datetime, store: LayerStore | None = None
+    engine: EngineApi,
+    state: State,
+    now: datetime,
+    store: LayerStore | None = None,
+    *,
+    details: DetailsCache | None = None,
 ) -> Snapshot:
-    """Read the engine once; record first sightings (and fetched layers) in `state`, which the
-    caller saves."""
+    """Read the engine once; record first sightings (and fetched layers, and volume uses) in
+    `state`, which the caller saves. `details` caches containers' inspects (the process's
+    own cache by default)."""
     layer_store = _SHARED_STORE if store is None else store
     info = engine.info()
     state.bind(engine_scope(engine, info))
     raw_images = engine.list_images()
     raw_containers = engine.list_containers()
+    raw_volumes = engine.list_volumes()
+    usage = read_disk_usage(engine)
     image_root = layer_store.root_for(info, engine.host)
     own_bytes = not is_containerd_store(info)
 
@@ -154,12 +175,25 @@ def take_snapshot(
             )
         )
     layer_store.retain({image.id for image in images})
-    containers = tuple(c for c in map(parse_container, raw_containers) if c is not None)
+    containers = read_containers(
+        engine,
+        raw_containers,
+        usage.container_sizes,
+        SHARED_DETAILS if details is None else details,
+    )
+    for container in containers:
+        unit_sizes.update(dict.fromkeys(container.units, container.size_rw_bytes))
+    volumes = read_volumes(raw_volumes, containers, usage.volume_sizes, state, now)
+    for volume in volumes:
+        unit_sizes.update(dict.fromkeys(volume.units, volume.size_bytes))
+    # Build cache and networks: read from `usage.raw` and `containers` here (issue 10).
     log.debug(
         "snapshot_taken",
         images=len(images),
         containers=len(containers),
+        volumes=len(volumes),
         layer_source="layerdb" if image_root else "engine_api",
         estimated_images=estimated,
+        sizes_known=usage.known,
     )
-    return Snapshot(now, tuple(images), containers, unit_sizes)
+    return Snapshot(now, tuple(images), containers, unit_sizes, volumes=volumes)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_engine_time(text: object) -> datetime | None:
@@ -22,10 +24,21 @@ def parse_engine_time(text: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def parse_go_time(text: str) -> datetime | None:
+def parse_go_time(text: object) -> datetime | None:
     """A time the engine set (`LastTagTime`, `lastUpdated`), in UTC; Go's zero time, which
     means "never", is None."""
     parsed = parse_engine_time(text)
     if parsed is None or parsed.year <= 1:
         return None
     return parsed.astimezone(UTC)
+
+
+def parse_created(seconds: object) -> datetime | None:
+    """`Created` of a listing, in Unix seconds; 0001-01-01 is -62135596800, reproducible
+    builds use 0. None when it is not a number or out of range."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return None
+    try:
+        return _EPOCH + timedelta(seconds=seconds)
+    except OverflowError:
+        return None

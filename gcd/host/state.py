@@ -11,8 +11,9 @@ WAL, `synchronous` and `busy_timeout` settings):
         primary key (engine_id, store, kind, object_id, position)
     meta(key, value)                  what was migrated (state_migration.py)
 
-Times are whole microseconds since the Unix epoch, UTC. `kind` is "image" today; containers,
-volumes and build cache get their own rows, never a new table.
+Times are whole microseconds since the Unix epoch, UTC. `kind` is "image" or "volume" (a
+volume's first sighting and the last snapshot a container mounted it, keyed by its name);
+other kinds get their own rows the same way, never a new table.
 
 **Scope.** Rows are keyed by the engine's `GET /info` `ID` and its image store (`Scope`, made by
 `gcd.engine.identity`): image ids mean something only in the store that made them, and the

@@ -20,10 +20,21 @@ It models the engine's rules and never scripts an answer per test:
   `force` removes the image's containers and then the image, which is why gcd must never send
   it; `untag_image_by_id` removes the name from that image only, and a name that is not on it
   is "tag not known". `LastTagTime` is always the zero time.
+- Containers and volumes (moby `daemon/delete.go`, `volume/service`; Podman libpod): a
+  container has labels, the reference it was made from, its creation, start and exit times
+  (Go's zero time until they happen), a restart policy, volume mounts, networks and a `SizeRw`;
+  `DELETE /containers/{id}` without force is a 409 while it runs, is paused or restarts
+  (20.10's text; 26.1 words it otherwise; Podman answers 500 "container state improper"),
+  and never takes its volumes (gcd never sends `v`); `DELETE /volumes/{name}` is a 409
+  "volume is in use" while any container, in any state, mounts it. An anonymous volume is
+  named by 64 hex digits and, from Docker 23 (`anonymous_label`), labelled
+  `com.docker.volume.anonymous`. `system_df` answers `SizeRw` and `UsageData` as listed
+  (all parts, as API 1.41 does; the `images` flag is recorded, not obeyed).
 - Another client's moves, between gcd's calls, through the methods without an API name:
   `add_image` (a load: a name another image had moves to the new one), `tag` (moves a name,
-  and on Docker stamps `LastTagTime`), `drop_image`, `create_container`, `start`,
-  `remove_container`.
+  and on Docker stamps `LastTagTime`), `drop_image`, `create_container` (which creates the
+  named volumes it mounts that do not exist, as `docker run -v name:/path` does), `start`,
+  `stop`, `drop_container`, `create_volume`, `drop_volume`.
 - Faults and races without a seam in production code: `before(call, action)` runs `action`
   right before the next `call` (e.g. "before the first remove_image, create a container"),
   and `fail(call, fault)` makes it fail as the facade reports a timeout, a 500 or a lost
@@ -33,9 +44,12 @@ It models the engine's rules and never scripts an answer per test:
 
 Not modelled: child images (the graphdriver's "dependent child images" conflict), the
 containerd image store beyond what `GET /info` says of it (`containerd_store`), prune,
-volumes, pulls and builds, id prefixes, concurrency (calls happen one at a time, hooks in
-between), and the facade's own refusal of `force` by name or on Podman (`Engine` raises
-before sending; this engine does what the real one would do if it got the request).
+pulls and builds, id prefixes, concurrency (calls happen one at a time, hooks in between),
+`force` and `v` of container removal and `force` of volume removal (gcd never sends them),
+volume drivers other than `local` beyond their name and options, the `removing` and `dead`
+states' own rules, `type` restrictions of `system_df`, and the facade's own refusal of
+`force` by name or on Podman (`Engine` raises before sending; this engine does what the real
+one would do if it got the request).
 """
 
 from __future__ import annotations
@@ -143,6 +157,11 @@ class FakeImage:
         return sorted(self.tags + self.digests)
 
 
+ACTIVE = RUNNING | {"removing"}
+"""States in which gcd never removes a container."""
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"
+
+
 @dataclass
 class FakeContainer:
     id: str
@@ -151,6 +170,29 @@ class FakeContainer:
     state: str = "created"
     chains: tuple[str, ...] = ()
     """The layers its own layer sits on: kept while it exists, even when the image goes."""
+    image: str = ""
+    """The reference it was created from, as typed; its image id when empty."""
+    labels: dict[str, str] = field(default_factory=dict)
+    created: datetime = START
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    restart_policy: str = "no"
+    volumes: list[str] = field(default_factory=list)
+    """Names of the volumes it mounts (`Mounts` of `Type` volume)."""
+    networks: dict[str, str] = field(default_factory=dict)
+    """Network name → id."""
+    size_rw: int = 0
+
+
+@dataclass
+class FakeVolume:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    driver: str = "local"
+    options: dict[str, str] = field(default_factory=dict)
+    created: datetime = START
+    size: int = 0
+    """`UsageData.Size` in `system_df`; -1 as an engine says it does not know."""
 
 
 @dataclass(frozen=True)
@@ -197,8 +239,11 @@ class FakeEngine:
         containerd_store: bool = False,
         data_root: Path | None = None,
         clock: datetime = START,
+        anonymous_label: bool = True,
     ) -> None:
         self.podman = podman
+        self.anonymous_label = anonymous_label and not podman
+        """Docker 23+ labels anonymous volumes; 20.10 and Podman name them only."""
         self.containerd_store = containerd_store
         self.data_root = data_root
         self.clock = clock
@@ -206,6 +251,7 @@ class FakeEngine:
         self.host = f"unix://{data_root}/docker.sock" if data_root else "tcp://fake-engine:2375"
         self.images: dict[str, FakeImage] = {}
         self.containers: dict[str, FakeContainer] = {}
+        self.volumes: dict[str, FakeVolume] = {}
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._events: list[dict[str, Any]] = []
         self._due: list[_Due] = []
@@ -306,26 +352,98 @@ class FakeEngine:
         self._delete(self.images[image_id])
 
     def create_container(
-        self, image_id: str | None, name: str | None = None, state: str = "created"
+        self,
+        image_id: str | None,
+        name: str | None = None,
+        state: str = "created",
+        *,
+        image: str = "",
+        labels: dict[str, str] | None = None,
+        restart_policy: str = "no",
+        volumes: tuple[str, ...] = (),
+        anonymous_volumes: int = 0,
+        networks: dict[str, str] | None = None,
+        size_rw: int = 0,
     ) -> FakeContainer:
-        image = self.images.get(image_id or "")
+        """A container (`docker create`; `state` other than created: as if it had got
+        there, running since now or exited now). Named `volumes` that do not exist are
+        created; each anonymous volume is a new one."""
+        found = self.images.get(image_id or "")
+        number = len(self.containers)
+        mounts = list(volumes)
+        for name_ in volumes:
+            if name_ not in self.volumes:
+                self.create_volume(name_)
+        for _ in range(anonymous_volumes):
+            mounts.append(self.create_volume(anonymous=True).name)
         container = FakeContainer(
-            id=digest_of(f"container-{len(self.containers)}-{name}").removeprefix("sha256:"),
-            name=name if name is not None else f"fake_{len(self.containers)}",
+            id=digest_of(f"container-{number}-{name}").removeprefix("sha256:"),
+            name=name if name is not None else f"fake_{number}",
             image_id=image_id,
             state=state,
-            chains=tuple(image.chains) if image else (),
+            chains=tuple(found.chains) if found else (),
+            image=image,
+            labels=dict(labels or {}),
+            created=self.tick(),
+            restart_policy=restart_policy,
+            volumes=mounts,
+            networks=dict(networks or {}),
+            size_rw=size_rw,
         )
+        if state != "created":
+            container.started_at = self.tick()
+        if state not in ACTIVE and state != "created":
+            container.finished_at = self.tick()
         self.containers[container.id] = container
         self._event(container, "create")
         return container
 
     def start(self, container_id: str) -> None:
-        self.containers[container_id].state = "running"
-        self._event(self.containers[container_id], "start")
+        container = self.containers[container_id]
+        container.state = "running"
+        container.started_at = self.tick()
+        self._event(container, "start")
 
-    def remove_container(self, container_id: str) -> None:
+    def stop(self, container_id: str) -> None:
+        """The container's process ends: `exited`, stamped with its exit time."""
+        container = self.containers[container_id]
+        container.state = "exited"
+        container.finished_at = self.tick()
+        self._event(container, "die")
+
+    def drop_container(self, container_id: str) -> None:
+        """Another client removes the container (`docker rm -f`); its volumes stay."""
         del self.containers[container_id]
+
+    def create_volume(
+        self,
+        name: str | None = None,
+        *,
+        anonymous: bool = False,
+        labels: dict[str, str] | None = None,
+        driver: str = "local",
+        options: dict[str, str] | None = None,
+        size: int = 0,
+    ) -> FakeVolume:
+        """`docker volume create`; `anonymous`: as the engine makes one for a container."""
+        number = len(self.volumes)
+        if name is None:
+            name = digest_of(f"volume-{number}").removeprefix("sha256:")
+        volume = FakeVolume(
+            name=name,
+            labels=dict(labels or {}),
+            driver=driver,
+            options=dict(options or {}),
+            created=self.tick(),
+            size=size,
+        )
+        if anonymous and self.anonymous_label:
+            volume.labels[ANONYMOUS_LABEL] = ""
+        self.volumes[name] = volume
+        return volume
+
+    def drop_volume(self, name: str) -> None:
+        del self.volumes[name]
 
     def _event(self, container: FakeContainer, action: str) -> None:
         when = self.tick()
@@ -451,11 +569,31 @@ class FakeEngine:
             if container.name is not None:
                 entry["Names"] = [f"/{container.name}"]
             if container.image_id is not None:
-                entry["Image"] = container.image_id
+                entry["Image"] = container.image or container.image_id
                 entry["ImageID"] = container.image_id
-            entry.update(self._network_settings(container.id))
+            # Attached through `attach` (the network model below) or given at creation.
+            networks = self._network_settings(container.id)["NetworkSettings"]["Networks"]
+            networks.update({n: {"NetworkID": i} for n, i in container.networks.items()})
+            entry.update(
+                Labels=dict(container.labels),
+                Created=int(container.created.timestamp()),
+                Mounts=self._mounts(container),
+                NetworkSettings={"Networks": networks},
+            )
             listed.append(entry)
         return listed
+
+    def _mounts(self, container: FakeContainer) -> list[dict[str, Any]]:
+        return [
+            {
+                "Type": "volume",
+                "Name": name,
+                "Source": f"/var/lib/docker/volumes/{name}/_data",
+                "Destination": f"/mnt/{n}",
+                "Driver": "local",
+            }
+            for n, name in enumerate(container.volumes)
+        ]
 
     def inspect_image(self, image: str) -> dict[str, Any] | None:
         fault = self._enter("inspect_image", image)
@@ -511,8 +649,118 @@ class FakeEngine:
             "Id": found.id,
             "Name": f"/{found.name}",
             "Image": found.image_id,
-            "State": {"Status": found.state, "Running": found.state in RUNNING},
+            "Created": _go_time(found.created),
+            "State": {
+                "Status": found.state,
+                "Running": found.state in ("running", "paused"),
+                "Paused": found.state == "paused",
+                "Restarting": found.state == "restarting",
+                "StartedAt": _go_time(found.started_at),
+                "FinishedAt": _go_time(found.finished_at),
+            },
+            "HostConfig": {"RestartPolicy": {"Name": found.restart_policy}},
+            "Config": {"Labels": dict(found.labels), "Image": found.image or found.image_id},
+            "Mounts": self._mounts(found),
         }
+
+    def list_volumes(self) -> list[dict[str, Any]]:
+        fault = self._enter("list_volumes")
+        if fault is not None:
+            self._raise(fault, "GET /volumes")
+        return [self._volume(v) for v in self.volumes.values()]
+
+    def _volume(self, volume: FakeVolume) -> dict[str, Any]:
+        return {
+            "Name": volume.name,
+            "Driver": volume.driver,
+            "Mountpoint": f"/var/lib/docker/volumes/{volume.name}/_data",
+            "CreatedAt": _go_time(volume.created.replace(microsecond=0)),
+            "Labels": dict(volume.labels) or None,
+            "Options": dict(volume.options) or None,
+            "Scope": "local",
+        }
+
+    def inspect_volume(self, name: str) -> dict[str, Any] | None:
+        fault = self._enter("inspect_volume", name)
+        if fault is not None:
+            self._raise(fault, f"GET /volumes/{name}")
+        volume = self.volumes.get(name)
+        return None if volume is None else self._volume(volume)
+
+    def system_df(self, *, images: bool = True) -> dict[str, Any]:
+        fault = self._enter("system_df", images)
+        if fault is not None:
+            self._raise(fault, "GET /system/df")
+        users = {
+            name: sum(name in c.volumes for c in self.containers.values()) for name in self.volumes
+        }
+        chains = {
+            chain: size
+            for i in self.images.values()
+            for chain, (_, size) in zip(i.chains, i.layers, strict=True)
+        }
+        return {
+            "LayersSize": sum(chains.values()),
+            "Images": [],
+            "Containers": [
+                {"Id": c.id, "Names": [f"/{c.name}"], "SizeRw": c.size_rw, "State": c.state}
+                for c in self.containers.values()
+            ],
+            "Volumes": [
+                {**self._volume(v), "UsageData": {"Size": v.size, "RefCount": users[v.name]}}
+                for v in self.volumes.values()
+            ],
+            "BuildCache": [],
+        }
+
+    def remove_container(self, container_id: str) -> RemoveResult:
+        """`DELETE /containers/{id}` without force or `v`, as gcd sends it."""
+        fault = self._enter("remove_container", container_id)
+        return self._removal(fault, lambda: self._remove_container(container_id))
+
+    def _remove_container(self, container_id: str) -> RemoveResult:
+        container = self.containers.get(container_id)
+        if container is None:
+            return refused(404, f"No such container: {container_id}")
+        if container.state in RUNNING:
+            if self.podman:  # a 500, not a 409
+                return refused(
+                    500,
+                    f"cannot remove container {container.id} as it is {container.state} - "
+                    "running or paused containers cannot be removed without force: container "
+                    "state improper",
+                )
+            procedure = "Stop the container before attempting removal or force remove"
+            if container.state == "paused":
+                procedure = "Unpause and then " + procedure[0].lower() + procedure[1:]
+            return refused(
+                409,
+                f"You cannot remove a {container.state} container {container.id}. {procedure}",
+            )
+        del self.containers[container_id]
+        return RemoveResult(RemoveStatus.REMOVED)
+
+    def remove_volume(self, name: str) -> RemoveResult:
+        """`DELETE /volumes/{name}` without force."""
+        fault = self._enter("remove_volume", name)
+        return self._removal(fault, lambda: self._remove_volume(name))
+
+    def _remove_volume(self, name: str) -> RemoveResult:
+        if name not in self.volumes:
+            if self.podman:
+                return refused(404, f'no volume with name "{name}" found: no such volume')
+            return refused(404, f"get {name}: no such volume")
+        users = [c.id for c in self.containers.values() if name in c.volumes]
+        if users:
+            if self.podman:
+                return refused(
+                    409,
+                    f"volume {name} is being used by the following container(s): "
+                    f"{', '.join(users)}: volume is being used",
+                )
+            return refused(409, f"remove {name}: volume is in use - [{', '.join(users)}]")
+        del self.volumes[name]
+        return RemoveResult(RemoveStatus.REMOVED)
 
     def events(self, since: int | None = None, **filters: list[str]) -> Iterator[dict[str, Any]]:
         """The recorded events; the stream then ends, as the SDK's does when dockerd stops."""

@@ -7,7 +7,7 @@ import pytest
 
 from gcd.core.records import ContainerState
 from gcd.engine.client import MAX_API_VERSION, negotiate_api_version
-from gcd.engine.snapshot import parse_container
+from gcd.engine.kinds.containers import parse_container
 from gcd.errors import EngineError
 
 
