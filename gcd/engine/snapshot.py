@@ -35,7 +35,10 @@ from gcd.core.records import Image, Snapshot
 from gcd.core.references import InvalidReferenceError, Reference, parse_reference
 from gcd.engine.api import EngineApi
 from gcd.engine.identity import engine_scope
+from gcd.engine.kinds.build_cache import read_build_cache
+from gcd.engine.kinds.build_cache import unit_sizes as build_cache_sizes
 from gcd.engine.kinds.containers import SHARED_DETAILS, DetailsCache, read_containers
+from gcd.engine.kinds.networks import read_networks
 from gcd.engine.kinds.volumes import read_volumes, volume_sizes
 from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store, layers_from_engine
 from gcd.engine.times import parse_created
@@ -186,14 +189,26 @@ def take_snapshot(
     volumes = read_volumes(raw_volumes, containers, usage.volume_sizes, state, now)
     for volume in volumes:
         unit_sizes.update(dict.fromkeys(volume.units, volume.size_bytes))
-    # Build cache and networks: read from `usage.raw` and `containers` here (issue 10).
+    build_cache = read_build_cache(usage.raw)
+    unit_sizes.update(build_cache_sizes(build_cache))
+    networks = read_networks(engine, state, containers, now)
     log.debug(
         "snapshot_taken",
         images=len(images),
         containers=len(containers),
         volumes=len(volumes),
+        build_cache=len(build_cache),
+        networks=len(networks),
         layer_source="layerdb" if image_root else "engine_api",
         estimated_images=estimated,
         sizes_known=usage.known,
     )
-    return Snapshot(now, tuple(images), containers, unit_sizes, volumes=volumes)
+    return Snapshot(
+        now,
+        tuple(images),
+        containers,
+        unit_sizes,
+        volumes=volumes,
+        build_cache=build_cache,
+        networks=networks,
+    )

@@ -51,6 +51,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
     Kind.VOLUME: _EVERY_KIND
     | {
         RuleId.EXTERNAL,
+        RuleId.CREATED_IN_FUTURE,
         RuleId.LABEL,
         RuleId.NAME,
         RuleId.NAMED,
@@ -58,8 +59,16 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.UNUSED,
     },
     Kind.BUILD_CACHE: _EVERY_KIND
-    | {RuleId.SHARED, RuleId.UNUSED_WITHIN, RuleId.UNUSED, RuleId.OVER_SIZE},
-    Kind.NETWORK: _EVERY_KIND | {RuleId.BUILTIN, RuleId.UNUSED_WITHIN, RuleId.UNUSED},
+    | {
+        RuleId.SHARED,
+        RuleId.CREATED_IN_FUTURE,
+        RuleId.UNUSED_WITHIN,
+        RuleId.WITHIN_SIZE,
+        RuleId.UNUSED,
+        RuleId.OVER_SIZE,
+    },
+    Kind.NETWORK: _EVERY_KIND
+    | {RuleId.BUILTIN, RuleId.CREATED_IN_FUTURE, RuleId.UNUSED_WITHIN, RuleId.UNUSED},
 }
 
 

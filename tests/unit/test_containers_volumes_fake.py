@@ -95,7 +95,7 @@ class TestReadingContainers:
         assert job.stopped_at == made.finished_at
         assert (job.restart_policy, job.details_known) == ("on-failure", True)
         assert job.volumes == tuple(sorted(made.volumes))
-        assert job.networks == ("n" * 64,)
+        assert job.networks == ("ci-net", "n" * 64)  # by name and by id
         assert job.size_rw_bytes == 4096
         assert snapshot.unit_sizes[f"container:{made.id}"] == 4096
         assert engine.sent("system_df") == [(False,)]  # once, without the images' part

@@ -41,6 +41,7 @@ import structlog
 from gcd.core.plan import Decision
 from gcd.core.records import ACTIVE_STATES, Container, ContainerState
 from gcd.engine.api import EngineApi
+from gcd.engine.kinds.networks import attached_networks
 from gcd.engine.kinds.reinspect import classify_removal
 from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict
 from gcd.engine.times import parse_created, parse_go_time
@@ -76,16 +77,6 @@ def _volumes(mounts: Any) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _networks(settings: Any) -> tuple[str, ...]:
-    networks = settings.get("Networks") if isinstance(settings, dict) else None
-    if not isinstance(networks, dict):
-        return ()
-    ids = {
-        str(n["NetworkID"]) for n in networks.values() if isinstance(n, dict) and n.get("NetworkID")
-    }
-    return tuple(sorted(ids))
-
-
 def _labels(labels: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (labels or {}).items()} if isinstance(labels, dict) else {}
 
@@ -108,7 +99,7 @@ def parse_container(raw: Mapping[str, Any]) -> Container | None:
         labels=_labels(raw.get("Labels")),
         created=parse_created(raw.get("Created")),
         volumes=_volumes(raw.get("Mounts")),
-        networks=_networks(raw.get("NetworkSettings")),
+        networks=attached_networks(raw),
     )
 
 
