@@ -83,6 +83,14 @@ def freed_by(snapshot: Snapshot, report: Report) -> int:
     return account.freed_by(r for r in snapshot.records if r.key in counted) + engine_counted
 
 
+def usage_after(result: RunResult) -> dict[Kind, int]:
+    """Bytes Docker's objects hold per kind after the run, by the snapshot's accounting (its
+    one `GET /system/df` and the image layers), less what the run removed: no second df."""
+    removed = {o.key for o in result.report.outcomes if o.status is OutcomeStatus.REMOVED}
+    account = StorageAccount.of(result.snapshot)
+    return account.bytes_by_kind(r for r in result.snapshot.records if r.key not in removed)
+
+
 def _relief(
     plan: Plan, remeasure: Callable[[], Pressure | None] | None
 ) -> Callable[[Kind], str | None] | None:

@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from gcd.config.trusted import load_trusted_policy
 from gcd.core.budget import Pressure
 from gcd.core.policy import Policy
-from gcd.cycle import RunResult, run_once, utc_now
+from gcd.cycle import RunResult, run_once, usage_after, utc_now
 from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.engine.usage import UsageTracker
@@ -235,7 +235,7 @@ class Daemon:
             )
             return None
         self.observer.engine_up(True)
-        self._observe_docker_usage()
+        self.observer.docker_usage(usage_after(result))
         fs_freed = before.used_bytes - after.used_bytes if before and after else None
         self.observer.cycle_finished(trigger, result, time.monotonic() - started, fs_freed)
         if result.plan.shortfall:
@@ -248,12 +248,6 @@ class Daemon:
             f"freed {result.freed_bytes} bytes"
         )
         return result
-
-    def _observe_docker_usage(self) -> None:
-        try:
-            self.observer.docker_usage(self.engine.system_df())
-        except GcdError as exc:  # 20.10 refuses a second concurrent df: try next cycle
-            log.info("docker_usage_unavailable", error=str(exc))
 
     def _check_every_seconds(self) -> float:
         disk = self.policy.schedule.disk

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from gcd.core.budget import Pressure
+from gcd.core.kind import Kind
 from gcd.cycle import RunResult
 
 
@@ -27,8 +28,8 @@ class CycleObserver:
     def cycle_failed(self, trigger: str, result: str, duration_seconds: float) -> None:
         """A cycle could not run (`failure`) or was refused by a safety limit (`refused`)."""
 
-    def docker_usage(self, df: dict[str, Any]) -> None:
-        """`GET /system/df` after a cycle (costly: once per cycle, never per tick)."""
+    def docker_usage(self, usage: Mapping[Kind, int]) -> None:
+        """Bytes Docker's objects hold per kind after a cycle (`cycle.usage_after`)."""
 
     def events_reconnected(self) -> None:
         """The event stream ended and is being reopened."""

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gcd.core.kind import Record
+from gcd.core.kind import Kind, Record
 from gcd.core.records import Snapshot
 
 
@@ -45,6 +45,17 @@ class StorageAccount:
     def freed_units(self, gone: Iterable[Record]) -> set[str]:
         """The units that every one of their users is among `gone`."""
         return {unit for unit, count in _units(gone).items() if count >= self.users[unit]}
+
+    def bytes_by_kind(self, records: Iterable[Record]) -> dict[Kind, int]:
+        """What `records` hold, per kind (each kind's units are its own: image layers,
+        `container:`, `volume:`, `build_cache:`)."""
+        units: dict[Kind, set[str]] = {}
+        for record in records:
+            units.setdefault(record.key.kind, set()).update(record.units)
+        return {
+            kind: sum(self.sizes.get(unit, 0) for unit in of_kind)
+            for kind, of_kind in units.items()
+        }
 
     def freed_by(self, gone: Iterable[Record]) -> int:
         """Bytes of the units used by `gone` and by nothing else."""

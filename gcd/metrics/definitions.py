@@ -188,7 +188,10 @@ class Metrics:
             "rule",
         )
         self.docker_usage_bytes = gauge(
-            "gcd_docker_usage_bytes", "Disk use the engine reports (system df), by kind.", "kind"
+            "gcd_docker_usage_bytes",
+            "Bytes Docker objects hold after the last cycle, by kind "
+            "(from the cycle's one system df and the image layers).",
+            "kind",
         )
         self.filesystem_used_ratio = gauge(
             "gcd_filesystem_used_ratio",

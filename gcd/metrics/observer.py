@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -53,20 +52,8 @@ class MetricsObserver(CycleObserver):
         if fs_freed is not None and result.freed_bytes > 0:
             self.metrics.record_filesystem_freed(fs_freed)
 
-    def docker_usage(self, df: dict[str, Any]) -> None:
-        def total(items: Any, size: Callable[[dict[str, Any]], Any]) -> int:
-            return sum(max(int(size(item) or 0), 0) for item in items or [])
-
-        self.metrics.record_docker_usage(
-            {
-                Kind.IMAGE: int(df.get("LayersSize") or 0),
-                Kind.CONTAINER: total(df.get("Containers"), lambda c: c.get("SizeRw")),
-                Kind.VOLUME: total(
-                    df.get("Volumes"), lambda v: (v.get("UsageData") or {}).get("Size")
-                ),
-                Kind.BUILD_CACHE: total(df.get("BuildCache"), lambda b: b.get("Size")),
-            }
-        )
+    def docker_usage(self, usage: Mapping[Kind, int]) -> None:
+        self.metrics.record_docker_usage({kind: usage.get(kind, 0) for kind in Kind})
 
     def cycle_failed(self, trigger: str, result: str, duration_seconds: float) -> None:
         if result == "refused":
