@@ -2,14 +2,16 @@
 
 Guards first: never a record a build holds (`InUse`), never one whose data is an image's
 layer (`Shared`: removing it frees nothing), never one used within `safety.min_age`. Records
-unused for longer than `unused_for` go; then, least recently used first, records until the
-cache (its records that are not shared) is under `max_size`. A record that is the parent of
+unused for longer than `unused_for` go; then, least recently used first (a parent only once
+its children go), records until the cache (its records that are not shared) is under
+`max_size`. A record that is the parent of
 a record that stays cannot go (the engine deletes nothing: the child holds it), so `settle`
 keeps it, after the disk budget too.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -28,7 +30,8 @@ KIND = Kind.BUILD_CACHE
 class BuildCachePolicy:
     unused_for: timedelta | None = None
     max_size_bytes: int | None = None
-    """The cache (records gcd may remove: not in use, not shared) is kept under this."""
+    """The cache (every record but the shared ones, as BuildKit's `keep-storage` counts it)
+    is kept under this, by removing records gcd may remove."""
 
 
 def _depth(record: BuildCacheRecord, by_id: Mapping[str, BuildCacheRecord]) -> int:
@@ -87,9 +90,25 @@ def _decisions(
         limit_bytes = section.max_size_bytes
         size = sum(r.size_bytes for r in records if not r.shared)
         size -= sum(r.size_bytes for r in records if decided[r.id][0].deletes)
-        for record in sorted(candidates, key=lambda r: (r.idle_since, -depth[r.id], r.id)):
-            if size <= limit_bytes:
+        children: dict[str, list[str]] = defaultdict(list)
+        for record in records:
+            for parent in record.parents:
+                children[parent].append(record.id)
+        remaining = sorted(candidates, key=lambda r: (r.idle_since, -depth[r.id], r.id))
+        while size > limit_bytes:
+            # A parent frees nothing while a child stays: the least recently used record
+            # whose children all go.
+            record = next(
+                (
+                    r
+                    for r in remaining
+                    if all(decided[child][0].deletes for child in children[r.id])
+                ),
+                None,
+            )
+            if record is None:
                 break
+            remaining.remove(record)
             decided[record.id] = (
                 RuleId.OVER_SIZE,
                 f"cache {format_bytes(size)} > max_size {format_bytes(limit_bytes)}; least "
