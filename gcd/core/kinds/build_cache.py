@@ -58,6 +58,39 @@ def _guard(record: BuildCacheRecord, safety: Safety, now: datetime) -> tuple[Rul
     return None
 
 
+def _trim(
+    records: tuple[BuildCacheRecord, ...],
+    candidates: list[BuildCacheRecord],
+    decided: dict[str, tuple[RuleId, str]],
+    *,
+    limit_bytes: int,
+    depth: Mapping[str, int],
+    now: datetime,
+) -> None:
+    """`max_size`: least recently used first, but a parent only once its children go (while
+    a child stays, the engine frees nothing of its parent)."""
+    size = sum(r.size_bytes for r in records if not r.shared)
+    size -= sum(r.size_bytes for r in records if decided[r.id][0].deletes)
+    children: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        for parent in record.parents:
+            children[parent].append(record.id)
+    remaining = sorted(candidates, key=lambda r: (r.idle_since, -depth[r.id], r.id))
+    while size > limit_bytes:
+        leaf = next(
+            (r for r in remaining if all(decided[c][0].deletes for c in children[r.id])), None
+        )
+        if leaf is None:
+            return
+        remaining.remove(leaf)
+        decided[leaf.id] = (
+            RuleId.OVER_SIZE,
+            f"cache {format_bytes(size)} > max_size {format_bytes(limit_bytes)}; least "
+            f"recently used (last used {format_duration(now - leaf.idle_since)} ago)",
+        )
+        size -= leaf.size_bytes
+
+
 def _decisions(
     records: tuple[BuildCacheRecord, ...],
     section: BuildCachePolicy,
@@ -87,34 +120,9 @@ def _decisions(
             else:
                 decided[record.id] = (RuleId.WITHIN_SIZE, "within build_cache.max_size")
     if section.max_size_bytes is not None:
-        limit_bytes = section.max_size_bytes
-        size = sum(r.size_bytes for r in records if not r.shared)
-        size -= sum(r.size_bytes for r in records if decided[r.id][0].deletes)
-        children: dict[str, list[str]] = defaultdict(list)
-        for record in records:
-            for parent in record.parents:
-                children[parent].append(record.id)
-        remaining = sorted(candidates, key=lambda r: (r.idle_since, -depth[r.id], r.id))
-        while size > limit_bytes:
-            # A parent frees nothing while a child stays: the least recently used record
-            # whose children all go.
-            record = next(
-                (
-                    r
-                    for r in remaining
-                    if all(decided[child][0].deletes for child in children[r.id])
-                ),
-                None,
-            )
-            if record is None:
-                break
-            remaining.remove(record)
-            decided[record.id] = (
-                RuleId.OVER_SIZE,
-                f"cache {format_bytes(size)} > max_size {format_bytes(limit_bytes)}; least "
-                f"recently used (last used {format_duration(now - record.idle_since)} ago)",
-            )
-            size -= record.size_bytes
+        _trim(
+            records, candidates, decided, limit_bytes=section.max_size_bytes, depth=depth, now=now
+        )
     return decided
 
 
