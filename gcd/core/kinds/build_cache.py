@@ -12,7 +12,7 @@ keeps it, after the disk budget too.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -162,6 +162,30 @@ def unmanaged(snapshot: Snapshot, now: datetime) -> tuple[Judgement, ...]:
         )
         for record in sorted(snapshot.build_cache, key=lambda r: r.id)
     )
+
+
+def leaf_first(soft: Sequence[Judgement], judged: Iterable[Judgement]) -> list[Judgement]:
+    """Soft-kept records in the order the disk budget may evict them: as given (least
+    recently used first), but a parent only after every child of it goes, as the engine
+    frees nothing of a parent while a child stays."""
+    children: dict[str, list[str]] = defaultdict(list)
+    going: set[str] = set()
+    for j in judged:
+        if isinstance(j.subject, BuildCacheRecord):
+            for parent in j.subject.parents:
+                children[parent].append(j.subject.id)
+            if j.rule.deletes:
+                going.add(j.subject.id)
+    remaining, ordered = list(soft), list[Judgement]()
+    while True:
+        leaf = next(
+            (j for j in remaining if all(c in going for c in children[j.subject.key.id])), None
+        )
+        if leaf is None:
+            return ordered
+        remaining.remove(leaf)
+        ordered.append(leaf)
+        going.add(leaf.subject.key.id)
 
 
 def settle(judged: Iterable[Judgement]) -> tuple[Judgement, ...]:
