@@ -298,3 +298,28 @@ def test_the_plan_does_not_depend_on_the_order_of_the_snapshot(
     assert evaluate(snap, soft_policy(), NOW, squeeze) == evaluate(
         other, soft_policy(), NOW, squeeze
     )
+
+
+def four_tied(kind: Kind, rotation: int) -> Snapshot:
+    """Four soft-kept objects of `kind`, all last used a day ago, the list rotated."""
+
+    def rotated(items: list[T]) -> tuple[T, ...]:
+        return tuple(items[rotation:] + items[:rotation])
+
+    if kind is Kind.CONTAINER:
+        exited = [
+            container(None, f"c{n}", ContainerState.EXITED, exited=days(1), size=100)
+            for n in range(4)
+        ]
+        return snapshot(containers=rotated(exited))
+    if kind is Kind.VOLUME:
+        vols = [volume(f"{n}" * 64, anonymous=True, unused=days(1)) for n in range(4)]
+        return snapshot(volumes=rotated(vols))
+    return snapshot(build_cache=rotated([cache_record(f"r{n}", used=days(1)) for n in range(4)]))
+
+
+@pytest.mark.parametrize("kind", [Kind.CONTAINER, Kind.VOLUME, Kind.BUILD_CACHE])
+def test_ties_in_last_use_are_broken_the_same_whatever_the_input_order(kind: Kind) -> None:
+    plans = [evaluate(four_tied(kind, r), soft_policy(), NOW, pressure(560)) for r in range(4)]
+    assert len(plans[0].deletions) == 1
+    assert all(plan == plans[0] for plan in plans)

@@ -86,12 +86,18 @@ class TestMaxSize:
         }
 
     def test_shared_records_do_not_count_and_in_use_ones_do(self) -> None:
-        # BuildKit's keep-storage counts every record but the shared ones.
+        # BuildKit's keep-storage counts every record but the shared ones: 250 + 100 + 100.
         shared = cache_record("s", size=10_000, used=days(9), shared=True)
         held = cache_record("h", size=250, used=days(9), in_use=True)
         old = cache_record("o", size=100, used=days(3))
-        plan = plan_of(shared, held, old, section=BuildCachePolicy(max_size_bytes=300))
-        assert rules(plan) == {"s": RuleId.SHARED, "h": RuleId.IN_USE, "o": RuleId.OVER_SIZE}
+        new = cache_record("n", size=100, used=days(2))
+        plan = plan_of(shared, held, old, new, section=BuildCachePolicy(max_size_bytes=350))
+        assert rules(plan) == {
+            "s": RuleId.SHARED,
+            "h": RuleId.IN_USE,
+            "o": RuleId.OVER_SIZE,
+            "n": RuleId.WITHIN_SIZE,
+        }
 
     def test_what_unused_for_deletes_already_counts_towards_the_size(self) -> None:
         stale = cache_record("stale", size=500, used=days(30))
