@@ -168,6 +168,14 @@ class TestReleaseUnderPressure:
         assert not plan.shortfall
 
 
+    def test_a_parent_held_only_by_an_evicted_child_goes_with_it(self) -> None:
+        parent = cache_record("p", used=days(30))
+        child = cache_record("c", used=days(1), parents=("p",))
+        plan = evaluate(snapshot(build_cache=(parent, child)), soft_policy(), NOW, pressure(700))
+        rules = {d.key.id: d.rule for d in plan.decisions}
+        assert rules == {"c": RuleId.PRESSURE, "p": RuleId.UNUSED}
+        assert [d.key.id for d in plan.deletions] == ["c", "p"]
+
 # Hard keeps under any pressure.
 
 STATES = list(ContainerState)

@@ -6,7 +6,7 @@ unused for longer than `unused_for` go; then, least recently used first (a paren
 its children go), records until the cache (its records that are not shared) is under
 `max_size`. A record that is the parent of
 a record that stays cannot go (the engine deletes nothing: the child holds it), so `settle`
-keeps it, after the disk budget too.
+keeps it, once the disk budget has evicted what it needs.
 """
 
 from __future__ import annotations
@@ -130,12 +130,13 @@ def judge(
     snapshot: Snapshot, section: BuildCachePolicy, safety: Safety, now: datetime
 ) -> tuple[Judgement, ...]:
     """Every build-cache record of `snapshot` under the `build_cache:` section; children
-    are removed before their parents."""
+    are removed before their parents. Not settled: a record the disk budget evicts may
+    release its parent, so `settle` runs on the whole plan at the end."""
     records = tuple(sorted(snapshot.build_cache, key=lambda r: r.id))
     by_id = {r.id: r for r in records}
     depth = {r.id: _depth(r, by_id) for r in records}
     decided = _decisions(records, section, safety, now, depth)
-    judged = tuple(
+    return tuple(
         Judgement(
             record,
             *decided[record.id],
@@ -145,7 +146,6 @@ def judge(
         )
         for record in records
     )
-    return settle(judged)
 
 
 def unmanaged(snapshot: Snapshot, now: datetime) -> tuple[Judgement, ...]:
