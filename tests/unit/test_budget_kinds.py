@@ -167,7 +167,6 @@ class TestReleaseUnderPressure:
         assert [d.key.id for d in plan.deletions] == ["c"]
         assert not plan.shortfall
 
-
     def test_a_parent_held_only_by_an_evicted_child_goes_with_it(self) -> None:
         parent = cache_record("p", used=days(30))
         child = cache_record("c", used=days(1), parents=("p",))
@@ -175,6 +174,17 @@ class TestReleaseUnderPressure:
         rules = {d.key.id: d.rule for d in plan.decisions}
         assert rules == {"c": RuleId.PRESSURE, "p": RuleId.UNUSED}
         assert [d.key.id for d in plan.deletions] == ["c", "p"]
+
+    def test_a_parent_a_staying_child_holds_is_not_counted_as_freed(self) -> None:
+        parent = cache_record("p", size=500, used=days(30))
+        child = cache_record("c", size=100, used=days(30), parents=("p",), in_use=True)
+        other = cache_record("o", size=450, used=days(1))
+        snap = snapshot(build_cache=(parent, child, other))
+        plan = evaluate(snap, soft_policy(), NOW, pressure(900))
+        rules = {d.key.id: d.rule for d in plan.decisions}
+        assert rules == {"p": RuleId.IN_USE, "c": RuleId.IN_USE, "o": RuleId.PRESSURE}
+        assert plan.freed_bytes == 450
+
 
 # Hard keeps under any pressure.
 
