@@ -122,6 +122,13 @@ class TestEvictionAcrossKinds:
         assert "yields keep.unused_within" in plan.deletions[0].detail
         assert "last used 3d ago" in plan.deletions[0].detail
 
+    def test_the_records_max_size_keeps_yield_too(self) -> None:
+        records = [cache_record(f"r{n}", used=days(n + 1)) for n in range(3)]
+        pol = replace(soft_policy(), build_cache=BuildCachePolicy(max_size_bytes=10_000))
+        plan = evaluate(snapshot(build_cache=tuple(records)), pol, NOW, pressure(620))
+        assert [d.key.id for d in plan.deletions] == ["r2", "r1"]
+        assert "yields keep.within_size" in plan.deletions[0].detail
+
     def test_a_kind_without_a_section_never_yields(self) -> None:
         snap, _ = one_soft_keep_of_each_stage()
         pol = replace(soft_policy(), build_cache=None, volumes=None)
