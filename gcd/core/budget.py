@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,10 +72,18 @@ def evict(
     """Add soft-kept `candidates` (already in eviction order, of any kind) to `deleting`
     until the projected usage is below `low`."""
     chosen: list[Record] = []
-    projected = pressure.projected_ratio(account.freed_by(deleting))
+    gone = Counter(unit for record in deleting for unit in set(record.units))
+    freed = account.freed_by(deleting)
+    projected = pressure.projected_ratio(freed)
     for record in candidates:
         if projected < pressure.low:
             break
         chosen.append(record)
-        projected = pressure.projected_ratio(account.freed_by([*deleting, *chosen]))
+        # Incrementally (a plan may weigh thousands of candidates): the units whose last
+        # user this record is.
+        for unit in set(record.units):
+            gone[unit] += 1
+            if gone[unit] == account.users[unit]:
+                freed += account.sizes.get(unit, 0)
+        projected = pressure.projected_ratio(freed)
     return Eviction(tuple(r.key for r in chosen), projected, projected > pressure.high)

@@ -13,12 +13,13 @@ of each kind; the delete fraction may refuse the whole plan, as a value in the p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from copy import copy
 from dataclasses import replace
 from datetime import datetime
 
 from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure, evict
-from gcd.core.kind import Key, Kind
+from gcd.core.kind import Key, Kind, Record
 from gcd.core.kinds import build_cache, containers, images, networks, volumes
 from gcd.core.plan import Decision, Judgement, Plan
 from gcd.core.policy import Policy
@@ -160,6 +161,17 @@ class _Judging:
         self.released = frozenset(j.subject.key.id for j in self.containers if j.rule.deletes)
         self.rejudge()
 
+    def deleting(self) -> list[Record]:
+        """What would go as judged so far: a build-cache parent only with its children."""
+        return [j.subject for j in build_cache.settle(self.judged) if j.rule.deletes]
+
+    def probe(self, keys: Sequence[Key], pressure: Pressure) -> _Judging:
+        """The judgements if `keys` were evicted too; this one is left as it is."""
+        trial = copy(self)
+        trial.evicted = dict(self.evicted)
+        trial.evict(keys, pressure)
+        return trial
+
     def defer_containers(self, deferred: set[Key]) -> None:
         """Containers beyond the per-run cap stay, and so hold what they use."""
         self.released = frozenset(
@@ -173,20 +185,34 @@ class _Judging:
 def _under_pressure(
     judging: _Judging, account: StorageAccount, pressure: Pressure
 ) -> tuple[str, bool]:
-    projected = pressure.projected_ratio(0)
+    def below_low(trial: _Judging) -> bool:
+        return pressure.projected_ratio(account.freed_by(trial.deleting())) < pressure.low
+
     for stage in EVICTION_ORDER:
-        deleting = [j.subject for j in judging.judged if j.rule.deletes]
+        deleting = judging.deleting()
         soft = sorted(
             (j for j in judging.judged if j.rule.yields_to_pressure and _stage(j) == stage),
             key=lambda j: (j.last_use, j.order, j.subject.key),
         )
-        eviction = evict(pressure, account, deleting, [j.subject for j in soft])
-        if eviction.evicted:
-            judging.evict(eviction.evicted, pressure)
-        projected = eviction.projected_ratio
-        if projected < pressure.low:
+        if stage is Kind.BUILD_CACHE:
+            soft = build_cache.leaf_first(soft, build_cache.settle(judging.judged))
+        evicted = evict(pressure, account, deleting, [j.subject for j in soft]).evicted
+        if stage is Kind.CONTAINER and len(evicted) > 1:
+            # Counted alone, containers are an upper bound: what each releases (its image,
+            # volumes) frees more. The shortest prefix that reaches below low, by bisection.
+            shortest, longest = 1, len(evicted)
+            while shortest < longest:
+                middle = (shortest + longest) // 2
+                if below_low(judging.probe(evicted[:middle], pressure)):
+                    longest = middle
+                else:
+                    shortest = middle + 1
+            evicted = evicted[:shortest]
+        if evicted:
+            judging.evict(evicted, pressure)
+        if below_low(judging):
             break
-    deleting = [j.subject for j in judging.judged if j.rule.deletes]
+    deleting = judging.deleting()
     projected = pressure.projected_ratio(account.freed_by(deleting))
     note = f"{pressure.describe()}; projected {projected:.0%} after this run"
     shortfall = projected > pressure.high

@@ -72,6 +72,7 @@ _SOFT = frozenset(
         RuleId.NEWEST,
         RuleId.YOUNGER_THAN,
         RuleId.USED_WITHIN,
+        RuleId.DANGLING_WITHIN,
         RuleId.EXITED_WITHIN,
         RuleId.UNUSED_WITHIN,
         RuleId.WITHIN_SIZE,

@@ -2,15 +2,17 @@
 
 Guards first: never a record a build holds (`InUse`), never one whose data is an image's
 layer (`Shared`: removing it frees nothing), never one used within `safety.min_age`. Records
-unused for longer than `unused_for` go; then, least recently used first, records until the
-cache (its records that are not shared) is under `max_size`. A record that is the parent of
+unused for longer than `unused_for` go; then, least recently used first (a parent only once
+its children go), records until the cache (its records that are not shared) is under
+`max_size`. A record that is the parent of
 a record that stays cannot go (the engine deletes nothing: the child holds it), so `settle`
-keeps it, after the disk budget too.
+keeps it, once the disk budget has evicted what it needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -28,7 +30,8 @@ KIND = Kind.BUILD_CACHE
 class BuildCachePolicy:
     unused_for: timedelta | None = None
     max_size_bytes: int | None = None
-    """The cache (records gcd may remove: not in use, not shared) is kept under this."""
+    """The cache (every record but the shared ones, as BuildKit's `keep-storage` counts it)
+    is kept under this, by removing records gcd may remove."""
 
 
 def _depth(record: BuildCacheRecord, by_id: Mapping[str, BuildCacheRecord]) -> int:
@@ -53,6 +56,39 @@ def _guard(record: BuildCacheRecord, safety: Safety, now: datetime) -> tuple[Rul
     if idle < safety.min_age:
         return RuleId.MIN_AGE, f"last used {format_duration(idle)} ago < safety.min_age"
     return None
+
+
+def _trim(
+    records: tuple[BuildCacheRecord, ...],
+    candidates: list[BuildCacheRecord],
+    decided: dict[str, tuple[RuleId, str]],
+    *,
+    limit_bytes: int,
+    depth: Mapping[str, int],
+    now: datetime,
+) -> None:
+    """`max_size`: least recently used first, but a parent only once its children go (while
+    a child stays, the engine frees nothing of its parent)."""
+    size = sum(r.size_bytes for r in records if not r.shared)
+    size -= sum(r.size_bytes for r in records if decided[r.id][0].deletes)
+    children: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        for parent in record.parents:
+            children[parent].append(record.id)
+    remaining = sorted(candidates, key=lambda r: (r.idle_since, -depth[r.id], r.id))
+    while size > limit_bytes:
+        leaf = next(
+            (r for r in remaining if all(decided[c][0].deletes for c in children[r.id])), None
+        )
+        if leaf is None:
+            return
+        remaining.remove(leaf)
+        decided[leaf.id] = (
+            RuleId.OVER_SIZE,
+            f"cache {format_bytes(size)} > max_size {format_bytes(limit_bytes)}; least "
+            f"recently used (last used {format_duration(now - leaf.idle_since)} ago)",
+        )
+        size -= leaf.size_bytes
 
 
 def _decisions(
@@ -84,18 +120,9 @@ def _decisions(
             else:
                 decided[record.id] = (RuleId.WITHIN_SIZE, "within build_cache.max_size")
     if section.max_size_bytes is not None:
-        limit_bytes = section.max_size_bytes
-        size = sum(r.size_bytes for r in records if not r.shared)
-        size -= sum(r.size_bytes for r in records if decided[r.id][0].deletes)
-        for record in sorted(candidates, key=lambda r: (r.idle_since, -depth[r.id], r.id)):
-            if size <= limit_bytes:
-                break
-            decided[record.id] = (
-                RuleId.OVER_SIZE,
-                f"cache {format_bytes(size)} > max_size {format_bytes(limit_bytes)}; least "
-                f"recently used (last used {format_duration(now - record.idle_since)} ago)",
-            )
-            size -= record.size_bytes
+        _trim(
+            records, candidates, decided, limit_bytes=section.max_size_bytes, depth=depth, now=now
+        )
     return decided
 
 
@@ -103,12 +130,13 @@ def judge(
     snapshot: Snapshot, section: BuildCachePolicy, safety: Safety, now: datetime
 ) -> tuple[Judgement, ...]:
     """Every build-cache record of `snapshot` under the `build_cache:` section; children
-    are removed before their parents."""
+    are removed before their parents. Not settled: a record the disk budget evicts may
+    release its parent, so `settle` runs on the whole plan at the end."""
     records = tuple(sorted(snapshot.build_cache, key=lambda r: r.id))
     by_id = {r.id: r for r in records}
     depth = {r.id: _depth(r, by_id) for r in records}
     decided = _decisions(records, section, safety, now, depth)
-    judged = tuple(
+    return tuple(
         Judgement(
             record,
             *decided[record.id],
@@ -118,7 +146,6 @@ def judge(
         )
         for record in records
     )
-    return settle(judged)
 
 
 def unmanaged(snapshot: Snapshot, now: datetime) -> tuple[Judgement, ...]:
@@ -135,6 +162,30 @@ def unmanaged(snapshot: Snapshot, now: datetime) -> tuple[Judgement, ...]:
         )
         for record in sorted(snapshot.build_cache, key=lambda r: r.id)
     )
+
+
+def leaf_first(soft: Sequence[Judgement], judged: Iterable[Judgement]) -> list[Judgement]:
+    """Soft-kept records in the order the disk budget may evict them: as given (least
+    recently used first), but a parent only after every child of it goes, as the engine
+    frees nothing of a parent while a child stays."""
+    children: dict[str, list[str]] = defaultdict(list)
+    going: set[str] = set()
+    for j in judged:
+        if isinstance(j.subject, BuildCacheRecord):
+            for parent in j.subject.parents:
+                children[parent].append(j.subject.id)
+            if j.rule.deletes:
+                going.add(j.subject.id)
+    remaining, ordered = list(soft), list[Judgement]()
+    while True:
+        leaf = next(
+            (j for j in remaining if all(c in going for c in children[j.subject.key.id])), None
+        )
+        if leaf is None:
+            return ordered
+        remaining.remove(leaf)
+        ordered.append(leaf)
+        going.add(leaf.subject.key.id)
 
 
 def settle(judged: Iterable[Judgement]) -> tuple[Judgement, ...]:

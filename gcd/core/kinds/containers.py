@@ -9,8 +9,9 @@ than `remove_exited_after` (by its exit time; a never-started one by its creatio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from gcd.core.kind import Kind
@@ -26,6 +27,7 @@ KIND = Kind.CONTAINER
 
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 ANY_VALUE = "*"
+_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +66,23 @@ class ContainerKeepRule:
         return f"containers.keep[{self.index}] " + " ".join(parts)
 
 
+def _created_from_id(container: Container) -> bool:
+    """`docker run <id>` (or an image whose tag moved since) lists the id as `Image`, which
+    would otherwise parse as the repository `sha256` or a 64-hex repository name."""
+    typed = container.image.removeprefix("sha256:")
+    full = container.image_id.removeprefix("sha256:")
+    return _HEX_ID.match(typed) is not None or (len(typed) >= 12 and full.startswith(typed))
+
+
 def _image_matches(patterns: tuple[Pattern, ...], container: Container) -> bool:
+    if _created_from_id(container):
+        return False
     try:
         reference = parse_reference(container.image)
     except InvalidReferenceError:
-        return False  # created from an id: no reference to match
+        return False  # no reference to match
+    if reference.tag is None and reference.digest is None:
+        reference = replace(reference, tag="latest")  # as the engine resolved it
     return any(p.matches(reference) for p in patterns)
 
 
