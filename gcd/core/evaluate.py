@@ -182,6 +182,15 @@ class _Judging:
         self.rejudge()
 
 
+def _worth(judgement: Judgement, account: StorageAccount) -> bool:
+    """A volume or cache record that frees nothing (empty, or of unknown size because the
+    engine's df failed) is not deleted for the disk's sake. Images and containers are: a
+    layer shared by two images goes with the second, and a container releases its image."""
+    if judgement.subject.key.kind in (Kind.VOLUME, Kind.BUILD_CACHE):
+        return account.freed_by([judgement.subject]) > 0
+    return True
+
+
 def _under_pressure(
     judging: _Judging, account: StorageAccount, pressure: Pressure
 ) -> tuple[str, bool]:
@@ -191,7 +200,11 @@ def _under_pressure(
     for stage in EVICTION_ORDER:
         deleting = judging.deleting()
         soft = sorted(
-            (j for j in judging.judged if j.rule.yields_to_pressure and _stage(j) == stage),
+            (
+                j
+                for j in judging.judged
+                if j.rule.yields_to_pressure and _stage(j) == stage and _worth(j, account)
+            ),
             key=lambda j: (j.last_use, j.order, j.subject.key),
         )
         if stage is Kind.BUILD_CACHE:

@@ -79,8 +79,9 @@ class EngineApi(Protocol):
         """`GET /images/json?all=0`: top-level images."""
         ...
 
-    def list_containers(self) -> list[dict[str, Any]]:
-        """`GET /containers/json?all=1`: containers in every state, without sizes."""
+    def list_containers(self, *, sizes: bool = False) -> list[dict[str, Any]]:
+        """`GET /containers/json?all=1`: containers in every state, without sizes unless
+        `sizes` (`SizeRw`; as costly as the containers' part of `GET /system/df`)."""
         ...
 
     def inspect_image(self, image: str) -> dict[str, Any] | None:

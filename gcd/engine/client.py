@@ -173,10 +173,11 @@ class Engine:
         )
         return result
 
-    def list_containers(self) -> list[dict[str, Any]]:
-        """`GET /containers/json?all=1`: containers in every state, without sizes."""
+    def list_containers(self, *, sizes: bool = False) -> list[dict[str, Any]]:
+        """`GET /containers/json?all=1`: containers in every state, without sizes unless
+        `sizes` (`size=1` walks every writable layer, as `GET /system/df` does)."""
         result: list[dict[str, Any]] = self._call(
-            "GET /containers/json", lambda: self.client.containers(all=True, size=False)
+            "GET /containers/json", lambda: self.client.containers(all=True, size=sizes)
         )
         return result
 

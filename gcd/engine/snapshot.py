@@ -84,18 +84,29 @@ def read_disk_usage(engine: EngineApi) -> DiskUsage:
     try:
         raw = engine.system_df(images=False)
     except EngineError as exc:
+        # 20.10 on a full disk fails the whole df writing BuildKit's metadata; the
+        # containers' own sizes still come from their listing, which is what a full disk
+        # needs most (engine-facts.md §0.11: containers can still be removed).
         log.warning(
             "system_df_failed",
             error=str(exc),
-            detail="container and volume sizes are unknown this cycle: counted as 0 bytes",
+            detail="volume and build-cache sizes are unknown this cycle: counted as 0 bytes",
         )
-        return DiskUsage(known=False)
-    sizes = {
+        try:
+            listed = engine.list_containers(sizes=True)
+        except EngineError as again:
+            log.warning("container_sizes_failed", error=str(again))
+            return DiskUsage(known=False)
+        return DiskUsage(known=False, container_sizes=_sizes_rw(listed))
+    return DiskUsage(True, raw, _sizes_rw(raw.get("Containers") or ()), volume_sizes(raw))
+
+
+def _sizes_rw(containers: Any) -> dict[str, int]:
+    return {
         str(c["Id"]): max(int(c.get("SizeRw") or 0), 0)
-        for c in raw.get("Containers") or ()
+        for c in containers
         if isinstance(c, dict) and c.get("Id")
     }
-    return DiskUsage(True, raw, sizes, volume_sizes(raw))
 
 
 def _layers(

@@ -559,8 +559,8 @@ class FakeEngine:
     def _size(self, image: FakeImage) -> int:
         return sum(size for _, size in image.layers) if image.size is None else image.size
 
-    def list_containers(self) -> list[dict[str, Any]]:
-        fault = self._enter("list_containers")
+    def list_containers(self, *, sizes: bool = False) -> list[dict[str, Any]]:
+        fault = self._enter("list_containers", *(("sizes",) if sizes else ()))
         if fault is not None:
             self._raise(fault, "GET /containers/json")
         listed = []
@@ -580,6 +580,8 @@ class FakeEngine:
                 Mounts=self._mounts(container),
                 NetworkSettings={"Networks": networks},
             )
+            if sizes:
+                entry["SizeRw"] = container.size_rw
             listed.append(entry)
         return listed
 

@@ -171,18 +171,32 @@ class TestReadingContainers:
         with pytest.raises(EngineUnreachableError):
             take(engine, state)
 
-    def test_a_failed_df_leaves_sizes_at_zero_and_says_so(self, state: State) -> None:
+    def test_a_failed_df_takes_container_sizes_from_their_listing_and_says_so(
+        self, state: State
+    ) -> None:
+        """20.10 on a full disk fails the df writing BuildKit's metadata: the containers,
+        which a full disk needs removed first, still have their bytes."""
         engine, image_id = engine_with_image()
         engine.create_container(image_id, "job", "exited", size_rw=4096)
         engine.create_volume("data", size=10)
         engine.fail("system_df", server_error("a disk usage operation is already running"))
         with capture_logs() as logs:
             snapshot = take(engine, state)
-        assert container_named(snapshot, "job").size_rw_bytes == 0
+        assert container_named(snapshot, "job").size_rw_bytes == 4096
         assert volume_named(snapshot, "data").size_bytes == 0
         assert warnings(logs) == ["system_df_failed"]
         (taken,) = (e for e in logs if e["event"] == "snapshot_taken")
         assert taken["sizes_known"] is False
+
+    def test_when_the_sized_listing_fails_too_container_sizes_are_zero(self, state: State) -> None:
+        engine, image_id = engine_with_image()
+        engine.create_container(image_id, "job", "exited", size_rw=4096)
+        engine.fail("system_df", server_error("no space left on device"))
+        engine.before("list_containers", lambda: engine.fail("list_containers", server_error()))
+        with capture_logs() as logs:
+            snapshot = take(engine, state)
+        assert container_named(snapshot, "job").size_rw_bytes == 0
+        assert warnings(logs) == ["system_df_failed", "container_sizes_failed"]
 
 
 class TestReadingVolumes:
