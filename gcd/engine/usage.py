@@ -24,6 +24,7 @@ import structlog
 
 from gcd.engine.api import EngineApi
 from gcd.engine.identity import engine_scope
+from gcd.engine.kinds.containers import SHARED_DETAILS
 from gcd.errors import EngineError, EngineUnreachableError
 from gcd.host.state import Scope
 
@@ -80,6 +81,10 @@ class UsageTracker:
         container_id = (event.get("Actor") or {}).get("ID") or event.get("id")
         if not container_id:
             return
+        if event.get("Action") == "start":
+            # Its exit time will change: the next snapshot inspects it again rather than
+            # trusting the cached details (the executor re-checks `StartedAt` anyway).
+            SHARED_DETAILS.forget(str(container_id))
         inspected = self.engine.inspect_container(str(container_id))
         if inspected is None:
             return  # already removed; the next snapshot reconciles
