@@ -27,12 +27,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import docker
 
+from gcd.config.loader import parse_policy
+from gcd.core.budget import Pressure
+from gcd.core.evaluate import evaluate
 from gcd.engine.client import Engine
 from gcd.engine.kinds.containers import INSPECT_THREADS, DetailsCache
 from gcd.engine.layers import LayerStore
@@ -43,6 +46,20 @@ from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, load, runnable_layer
 
 TAG = "bench/run:1"
+POLICY = """\
+version: 1
+images:
+  keep: [{reference: ["bench/**"]}]
+containers:
+  keep: [{name: ["keep-*"]}]
+  remove_exited_after: 2d
+volumes:
+  anonymous_unused_for: 7d
+  named: ["bench-*"]
+  named_unused_for: 14d
+build_cache: {unused_for: 7d}
+networks: {unused_for: 1d}
+"""
 THREADS = 6
 
 
@@ -155,6 +172,14 @@ def main() -> None:
         warm_cache = DetailsCache()
         snapshot(warm_cache)
         warm = median_of(args.repeat, lambda: snapshot(warm_cache))
+        taken = take_snapshot(
+            engine, State.load(state_dir), datetime.now(UTC), store, details=warm_cache
+        )
+        policy = parse_policy(POLICY, "bench.yaml")
+        later = datetime.now(UTC) + timedelta(days=30)
+        decide = median_of(args.repeat, lambda: evaluate(taken, policy, later))
+        full = Pressure(99, 100, 1, 100, high=0.8, low=0.01, critical=0.95)
+        under_pressure = median_of(args.repeat, lambda: evaluate(taken, policy, later, full))
         listed = api.containers(all=True)
         stopped = sum(c["State"] != "running" for c in listed)
         print(f"engine: Docker {api.version()['Version']} (API {engine.api_version})")
@@ -171,6 +196,10 @@ def main() -> None:
             (f"every container inspected, {INSPECT_THREADS} at a time", parallel),
             ("snapshot, cold (one inspect each)", cold),
             ("snapshot, warm (inspects cached)", warm),
+            ("evaluate, every kind", decide),
+            ("evaluate, every kind, disk full (all soft keeps)", under_pressure),
+            ("plan, cold: snapshot + evaluate", cold + decide),
+            ("plan, warm: snapshot + evaluate", warm + decide),
         ]
         for label, seconds in rows:
             print(f"{label:<42} {seconds * 1000:9.1f} ms  {seconds / reference:7.1f}x")
