@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-import re2
-
 from gcd.core.kinds.containers import (
     COMPOSE_PROJECT_LABEL,
     ContainerKeepRule,
@@ -22,12 +20,11 @@ from gcd.core.kinds.containers import (
     is_service,
 )
 from gcd.core.kinds.volumes import ANY_VALUE, VolumeKeepRule, VolumePolicy
-from gcd.core.records import EPOCH, Container, ContainerState, Volume
+from gcd.core.kinds.volumes import describe as describe_volume_rule
+from gcd.core.kinds.volumes import rule_id as volume_rule_id
+from gcd.core.records import EPOCH, Container, ContainerState, Volume, is_anonymous_volume
 from gcd.core.rules import RuleId
 from gcd.core.units import spell_duration
-
-ANONYMOUS_LABEL = "com.docker.volume.anonymous"
-_GENERATED_NAME = re2.compile("^[0-9a-f]{64}$")
 
 
 def _labels_hold(wanted: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -126,18 +123,12 @@ def volume_named(name: str, labels: Mapping[str, str] | None = None) -> Volume:
     """A volume as an operator describes it: anonymous as the engine marks it (the label,
     engines ≥ 23) or names it (64 hex digits, older engines)."""
     labels = dict(labels or {})
-    anonymous = ANONYMOUS_LABEL in labels or _GENERATED_NAME.match(name) is not None
+    anonymous = is_anonymous_volume(name, labels)
     return Volume(name=name, driver="local", seen_at=EPOCH, anonymous=anonymous, labels=labels)
 
 
 def _volume_rule(rule: VolumeKeepRule) -> tuple[str, RuleId]:
-    parts = []
-    if rule.labels:
-        parts.append("label " + ",".join(f"{k}={v}" for k, v in sorted(rule.labels.items())))
-    if rule.names:
-        parts.append("name " + ",".join(p.text for p in rule.names))
-    text = f"volumes.keep[{rule.index}] " + " ".join(parts)
-    return text, RuleId.NAME if rule.names else RuleId.LABEL
+    return describe_volume_rule(rule), volume_rule_id(rule)
 
 
 def explain_volume(section: VolumePolicy | None, volume: Volume) -> str:

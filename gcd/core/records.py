@@ -142,6 +142,17 @@ class Image:
         return frozenset(ref.repository for ref in self.references)
 
 
+ANONYMOUS_VOLUME_LABEL = "com.docker.volume.anonymous"
+
+
+def is_anonymous_volume(name: str, labels: Mapping[str, str]) -> bool:
+    """Created without a name: the engine's label (engines ≥ 23), or, as older engines and
+    Podman name such volumes, 64 lowercase hex digits."""
+    return ANONYMOUS_VOLUME_LABEL in labels or (
+        len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Volume:
     """A volume. `anonymous`: created without a name (label `com.docker.volume.anonymous`,

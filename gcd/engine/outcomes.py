@@ -10,6 +10,7 @@ from gcd.core.kind import Key
 from gcd.core.plan import Decision
 from gcd.core.rules import RuleId
 from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus
+from gcd.errors import EngineError
 
 
 class OutcomeStatus(StrEnum):
@@ -86,6 +87,14 @@ class Removal:
         self.touched = False
 
     def run(self) -> Verdict:
+        """The kind's `attempt`; an engine error (other than a lost engine, which ends the
+        run) is this object's `failed`, and the executor goes on."""
+        try:
+            return self.attempt()
+        except EngineError as exc:
+            return Verdict(OutcomeStatus.FAILED, str(exc))
+
+    def attempt(self) -> Verdict:
         raise NotImplementedError
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gcd.core.holders import holders
 from gcd.core.kind import Kind
 from gcd.core.patterns import Pattern
 from gcd.core.plan import Decision, Judgement
@@ -217,11 +218,7 @@ def judge(
     Containers in `released` (ids) are removed earlier in the same run: they hold nothing,
     and a decision they released says so."""
     images = tuple(sorted(snapshot.images, key=lambda i: i.id))
-    in_use: dict[str, list[str]] = defaultdict(list)
-    freed: dict[str, list[str]] = defaultdict(list)
-    for container in snapshot.containers:
-        holders = freed if container.id in released else in_use
-        holders[container.image_id].append(f"container {container.name} ({container.state})")
+    in_use, freed = holders(snapshot.containers, released, lambda c: (c.image_id,))
     newest = {
         rule.index: _newest_sets(rule, images) for rule in section.keep if rule.newest is not None
     }

@@ -7,14 +7,13 @@ user-defined network nothing has used for `unused_for` goes. Networks hold no by
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gcd.core.holders import holders as find_holders
 from gcd.core.kind import Kind
 from gcd.core.plan import Judgement
-from gcd.core.records import Container, Network, Snapshot
+from gcd.core.records import Network, Snapshot
 from gcd.core.rules import RuleId
 from gcd.core.safety import Safety
 from gcd.core.units import format_duration, spell_duration
@@ -25,20 +24,6 @@ KIND = Kind.NETWORK
 @dataclass(frozen=True, slots=True)
 class NetworkPolicy:
     unused_for: timedelta
-
-
-def _attached(
-    containers: Iterable[Container], released: frozenset[str]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    holders: dict[str, list[str]] = defaultdict(list)
-    freed: dict[str, list[str]] = defaultdict(list)
-    for container in containers:
-        target = freed if container.id in released else holders
-        # By id, and by name: a never-started container has no NetworkID yet, only the
-        # name it was created with.
-        for network in container.networks:
-            target[network].append(f"container {container.name} ({container.state})")
-    return holders, freed
 
 
 def _of(network: Network, attached: dict[str, list[str]]) -> list[str]:
@@ -88,7 +73,8 @@ def judge(
     released: frozenset[str] = frozenset(),
 ) -> tuple[Judgement, ...]:
     """Every network of `snapshot` under the `networks:` section."""
-    holders, freed = _attached(snapshot.containers, released)
+    # By id, and by name: a never-started container has no NetworkID yet, only the name.
+    holders, freed = find_holders(snapshot.containers, released, lambda c: c.networks)
     return tuple(
         Judgement(
             network,

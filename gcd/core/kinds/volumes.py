@@ -8,15 +8,15 @@ volume is touched only when a `named` pattern names it, after `named_unused_for`
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gcd.core.holders import holders as find_holders
 from gcd.core.kind import Kind
 from gcd.core.patterns import NamePattern
 from gcd.core.plan import Judgement
-from gcd.core.records import Container, Snapshot, Volume
+from gcd.core.records import Snapshot, Volume
 from gcd.core.rules import RuleId
 from gcd.core.safety import Safety
 from gcd.core.units import format_duration, spell_duration
@@ -52,6 +52,10 @@ def _holds(rule: VolumeKeepRule, volume: Volume) -> bool:
         for key, value in rule.labels.items()
     )
     return labels and (not rule.names or any(p.matches(volume.name) for p in rule.names))
+
+
+def rule_id(rule: VolumeKeepRule) -> RuleId:
+    return RuleId.NAME if rule.names else RuleId.LABEL
 
 
 def describe(rule: VolumeKeepRule) -> str:
@@ -99,7 +103,7 @@ def _decide(
         return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
     for rule in section.keep:
         if _holds(rule, volume):
-            return (RuleId.NAME if rule.names else RuleId.LABEL), describe(rule)
+            return rule_id(rule), describe(rule)
     limit, field_name = _unused_for(volume, section)
     if limit is None:
         if volume.anonymous:
@@ -115,18 +119,6 @@ def _decide(
     return (RuleId.UNUSED if idle >= limit else RuleId.UNUSED_WITHIN), text
 
 
-def _mounts(
-    containers: Iterable[Container], released: frozenset[str]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    holders: dict[str, list[str]] = defaultdict(list)
-    freed: dict[str, list[str]] = defaultdict(list)
-    for container in containers:
-        target = freed if container.id in released else holders
-        for name in container.volumes:
-            target[name].append(f"container {container.name} ({container.state})")
-    return holders, freed
-
-
 def judge(
     snapshot: Snapshot,
     section: VolumePolicy,
@@ -136,7 +128,7 @@ def judge(
 ) -> tuple[Judgement, ...]:
     """Every volume of `snapshot` under the `volumes:` section. Containers in `released`
     (ids) are removed earlier in the same run; a volume only they mount was used until now."""
-    holders, freed = _mounts(snapshot.containers, released)
+    holders, freed = find_holders(snapshot.containers, released, lambda c: c.volumes)
     return tuple(
         Judgement(
             volume,

@@ -128,19 +128,13 @@ class BuildCacheRemoval(Removal):
             raise TypeError(f"{decision.key} is not a build cache record")
         self.record = decision.subject
 
-    def run(self) -> Verdict:
-        try:
-            return self._run()
-        except EngineError as exc:
-            return Verdict(OutcomeStatus.FAILED, str(exc))
-
     def _fresh(self) -> tuple[BuildCacheRecord, ...] | None:
         listed = self.engine.build_cache_records()
         if listed is None:
             return None
         return read_build_cache({"BuildCache": listed})
 
-    def _run(self) -> Verdict:
+    def attempt(self) -> Verdict:
         fresh = self._fresh()
         if fresh is not None:
             found = next((r for r in fresh if r.id == self.record.id), None)

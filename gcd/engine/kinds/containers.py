@@ -276,13 +276,7 @@ class ContainerRemoval(Removal):
         self.container = container_of(decision)
         self.cache = SHARED_DETAILS
 
-    def run(self) -> Verdict:
-        try:
-            return self._run()
-        except EngineError as exc:
-            return Verdict(OutcomeStatus.FAILED, str(exc))
-
-    def _run(self) -> Verdict:
+    def attempt(self) -> Verdict:
         container_id = self.container.id
         record = self.engine.inspect_container(container_id)
         if record is None:

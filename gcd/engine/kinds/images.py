@@ -102,15 +102,12 @@ class ImageRemoval(Removal):
         self.untagged: list[str] = []
 
     def run(self) -> Verdict:
-        try:
-            verdict = self._run()
-        except EngineError as exc:
-            verdict = Verdict(OutcomeStatus.FAILED, str(exc))
+        verdict = super().run()
         if self.untagged:
             return Verdict(verdict.status, f"{verdict.detail}; untagged {', '.join(self.untagged)}")
         return verdict
 
-    def _run(self) -> Verdict:
+    def attempt(self) -> Verdict:
         record = self.engine.inspect_image(self.image_id)
         if record is None:
             return Verdict(OutcomeStatus.ALREADY_GONE, "gone before gcd got to it")

@@ -33,10 +33,10 @@ import structlog
 
 from gcd.core.plan import Decision
 from gcd.core.records import Container, Network
-from gcd.engine.api import EngineApi, RemoveStatus
+from gcd.engine.api import EngineApi
+from gcd.engine.kinds.reinspect import classify_removal
 from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict
 from gcd.engine.times import parse_go_time
-from gcd.errors import EngineError
 from gcd.host.state import State
 
 __all__ = ["KIND", "NetworkRemoval", "attached_networks", "parse_network", "read_networks"]
@@ -128,13 +128,7 @@ class NetworkRemoval(Removal):
             raise TypeError(f"{decision.key} is not a network")
         self.network = decision.subject
 
-    def run(self) -> Verdict:
-        try:
-            return self._run()
-        except EngineError as exc:
-            return Verdict(OutcomeStatus.FAILED, str(exc))
-
-    def _run(self) -> Verdict:
+    def attempt(self) -> Verdict:
         raw = self.engine.inspect_network(self.network.id)
         if raw is None:
             return Verdict(OutcomeStatus.ALREADY_GONE, "gone before gcd got to it")
@@ -160,18 +154,9 @@ class NetworkRemoval(Removal):
         if users:
             return Verdict(OutcomeStatus.SKIPPED_IN_USE, "attached: " + ", ".join(users))
         self.touched = True
-        result = self.engine.remove_network(self.network.id)
-        if result.status is RemoveStatus.REMOVED:
-            return Verdict(OutcomeStatus.REMOVED, "removed by id")
-        if result.status is RemoveStatus.NOT_FOUND:
-            return Verdict(OutcomeStatus.ALREADY_GONE, result.message)
-        if result.status is RemoveStatus.CONFLICT:
-            return Verdict(OutcomeStatus.CONFLICT, result.message)
-        gone = self.engine.inspect_network(self.network.id) is None
-        if result.status is RemoveStatus.TIMEOUT:
-            if gone:
-                return Verdict(OutcomeStatus.REMOVED, f"removed ({result.message}; re-inspected)")
-            return Verdict(OutcomeStatus.TIMEOUT, f"{result.message}; the network is still there")
-        if gone:
-            return Verdict(OutcomeStatus.ALREADY_GONE, f"{result.message}; re-inspected: gone")
-        return Verdict(OutcomeStatus.FAILED, result.message)
+        return classify_removal(
+            self.engine.remove_network(self.network.id),
+            removed="removed by id",
+            gone=lambda: self.engine.inspect_network(self.network.id) is None,
+            what="the network",
+        )

@@ -23,32 +23,24 @@ volumes too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from gcd.core.plan import Decision
-from gcd.core.records import Container, Volume
+from gcd.core.records import Container, Volume, is_anonymous_volume
 from gcd.engine.api import EngineApi
 from gcd.engine.kinds.reinspect import classify_removal
 from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict
 from gcd.engine.times import parse_go_time
-from gcd.errors import EngineError
 from gcd.host.state import State
 
 KIND = "volume"
 """The state's kind for volume rows."""
-ANONYMOUS_LABEL = "com.docker.volume.anonymous"
-_GENERATED_NAME = re.compile(r"[0-9a-f]{64}")
 
 
 def _strings(values: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
-
-
-def is_anonymous(name: str, labels: Mapping[str, str]) -> bool:
-    return ANONYMOUS_LABEL in labels or _GENERATED_NAME.fullmatch(name) is not None
 
 
 def parse_volume(
@@ -65,7 +57,7 @@ def parse_volume(
         name=name,
         driver=str(raw.get("Driver") or ""),
         seen_at=seen_at,
-        anonymous=is_anonymous(name, labels),
+        anonymous=is_anonymous_volume(name, labels),
         labels=labels,
         options=_strings(raw.get("Options")),
         created=parse_go_time(raw.get("CreatedAt")),
@@ -147,13 +139,7 @@ class VolumeRemoval(Removal):
         super().__init__(decision, engine, since)
         self.volume = volume_of(decision)
 
-    def run(self) -> Verdict:
-        try:
-            return self._run()
-        except EngineError as exc:
-            return Verdict(OutcomeStatus.FAILED, str(exc))
-
-    def _run(self) -> Verdict:
+    def attempt(self) -> Verdict:
         name = self.volume.name
         record = self.engine.inspect_volume(name)
         if record is None:
