@@ -45,12 +45,13 @@ class RunResult:
     plan: Plan
     report: Report
     freed_bytes: int
-    """Bytes freed by the images actually removed, shared layers counted once."""
+    """Bytes freed by the objects actually removed, shared units counted once."""
 
 
-ACTIVE_STATES = frozenset(
+USING_STATES = frozenset(
     {ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING}
 )
+"""A container in these states uses its image now (one being removed no longer does)."""
 
 
 def plan_once(
@@ -66,7 +67,7 @@ def plan_once(
     state = State.load(state_dir)
     snapshot = take_snapshot(engine, state, moment)
     for container in snapshot.containers:
-        if container.state in ACTIVE_STATES:
+        if container.state in USING_STATES:
             state.mark_used(container.image_id, moment)
     state.forget_missing({image.id for image in snapshot.images})
     state.save()
