@@ -10,11 +10,13 @@ from gcd.config.kinds import (
     BuildCacheModel,
     ContainerKeepModel,
     ContainersModel,
+    KindLimitsModel,
     NetworksModel,
     VolumeKeepModel,
     VolumesModel,
 )
 from gcd.config.schema import ImagesModel, KeepRuleModel, PolicyModel, ScheduleModel
+from gcd.core.kind import Kind
 from gcd.core.kinds.build_cache import BuildCachePolicy
 from gcd.core.kinds.containers import ContainerKeepRule, ContainerPolicy
 from gcd.core.kinds.images import DanglingPolicy, ImagePolicy, KeepRule
@@ -22,7 +24,7 @@ from gcd.core.kinds.networks import NetworkPolicy
 from gcd.core.kinds.volumes import VolumeKeepRule, VolumePolicy
 from gcd.core.patterns import NamePattern, Pattern
 from gcd.core.policy import DiskWatermarks, Policy, Schedule
-from gcd.core.safety import Safety
+from gcd.core.safety import KindLimits, Safety
 
 
 def _names(texts: list[str] | None) -> tuple[NamePattern, ...]:
@@ -117,6 +119,23 @@ def _schedule(model: ScheduleModel) -> Schedule:
     )
 
 
+def _kind_limits(model: PolicyModel) -> dict[Kind, KindLimits]:
+    """The limits the kind sections set themselves; a kind setting none obeys `safety:`."""
+    sections: dict[Kind, KindLimitsModel | None] = {
+        Kind.IMAGE: model.images,
+        Kind.CONTAINER: model.containers,
+        Kind.VOLUME: model.volumes,
+        Kind.BUILD_CACHE: model.build_cache,
+        Kind.NETWORK: model.networks,
+    }
+    return {
+        kind: KindLimits(section.max_deletions_per_run, section.max_delete_fraction)
+        for kind, section in sections.items()
+        if section is not None
+        and (section.max_deletions_per_run, section.max_delete_fraction) != (None, None)
+    }
+
+
 def to_policy(model: PolicyModel, source: str) -> Policy:
     return Policy(
         version=model.version,
@@ -124,6 +143,7 @@ def to_policy(model: PolicyModel, source: str) -> Policy:
             model.safety.min_age,
             model.safety.max_deletions_per_run,
             model.safety.max_delete_fraction,
+            _kind_limits(model),
         ),
         images=_images(model.images),
         containers=_containers(model.containers),

@@ -4,6 +4,9 @@ Each section is optional: without it gcd never touches that kind. Within a secti
 a silent default that deletes: the age after which stopped containers or unused networks go is
 required, named volumes are touched only when a pattern names them, and a section that could
 delete nothing is refused rather than accepted as a no-op the operator did not mean.
+
+Every section, `images` too, may set its own `max_deletions_per_run` and `max_delete_fraction`
+(`KindLimitsModel`), overriding `safety:`'s for that kind alone.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from gcd.config.fields import (
     Duration,
+    Fraction,
     LabelValue,
     NamePatternText,
     OptInPatternText,
     PatternText,
+    PositiveWhole,
     Size,
     Strict,
     as_list,
@@ -28,6 +33,14 @@ from gcd.config.fields import (
 Labels = Annotated[dict[str, LabelValue], Field(min_length=1)]
 NamePatterns = Annotated[list[NamePatternText], BeforeValidator(as_list), Field(min_length=1)]
 ReferencePatterns = Annotated[list[PatternText], BeforeValidator(as_list), Field(min_length=1)]
+
+
+class KindLimitsModel(Strict):
+    """A kind's own safety limits; absent, `safety:`'s hold. Validated as those are: a
+    whole number ≥ 1, and a share above 0 and at most 1."""
+
+    max_deletions_per_run: PositiveWhole | None = None
+    max_delete_fraction: Fraction | None = None
 
 
 class ContainerKeepModel(Strict):
@@ -42,7 +55,7 @@ class ContainerKeepModel(Strict):
         return self
 
 
-class ContainersModel(Strict):
+class ContainersModel(KindLimitsModel):
     keep: list[ContainerKeepModel] = Field(default_factory=list)
     remove_exited_after: Duration
     remove_services_named: Annotated[list[OptInPatternText], BeforeValidator(as_list)] = Field(
@@ -61,7 +74,7 @@ class VolumeKeepModel(Strict):
         return self
 
 
-class VolumesModel(Strict):
+class VolumesModel(KindLimitsModel):
     keep: list[VolumeKeepModel] = Field(default_factory=list)
     anonymous_unused_for: Duration | None = None
     named: NamePatterns | None = None
@@ -90,7 +103,7 @@ class VolumesModel(Strict):
         return self
 
 
-class BuildCacheModel(Strict):
+class BuildCacheModel(KindLimitsModel):
     unused_for: Duration | None = None
     max_size: Size | None = None
 
@@ -104,5 +117,5 @@ class BuildCacheModel(Strict):
         return self
 
 
-class NetworksModel(Strict):
+class NetworksModel(KindLimitsModel):
     unused_for: Duration

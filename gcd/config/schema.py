@@ -25,7 +25,13 @@ from gcd.config.fields import (
     shown,
     version_number,
 )
-from gcd.config.kinds import BuildCacheModel, ContainersModel, NetworksModel, VolumesModel
+from gcd.config.kinds import (
+    BuildCacheModel,
+    ContainersModel,
+    KindLimitsModel,
+    NetworksModel,
+    VolumesModel,
+)
 from gcd.core.kinds.images import DanglingPolicy
 from gcd.core.policy import DiskWatermarks, Schedule
 from gcd.core.safety import Safety
@@ -77,7 +83,7 @@ class DanglingModel(Strict):
     keep_within: Duration = _DANGLING.keep_within
 
 
-class ImagesModel(Strict):
+class ImagesModel(KindLimitsModel):
     keep: list[KeepRuleModel] = Field(default_factory=list)
     dangling: DanglingModel = DanglingModel()
 

@@ -7,7 +7,9 @@ every kind: under disk pressure the soft keeps of every kind yield, kind by kind
 eviction order, least recently used first within a kind, until the projected usage is below
 `low` (`gcd.core.budget`); deletions are ordered (containers first; at the critical watermark
 images last, as the engine may be too full to delete them); the per-run cap defers the rest
-of each kind; the delete fraction may refuse the whole plan, as a value in the plan.
+of each kind; the delete fraction of what then remains to delete may refuse the whole plan, as
+a value in the plan (`gcd.core.safety`: both limits apply per kind, and a kind's section may
+set its own).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gcd.core.plan import Decision, Judgement, Plan
 from gcd.core.policy import Policy
 from gcd.core.records import Image, Snapshot
 from gcd.core.rules import RuleId
+from gcd.core.safety import beyond_cap, refusal
 from gcd.core.units import format_duration
 
 __all__ = ["CRITICAL_ORDER", "EVICTION_ORDER", "KINDS", "evaluate", "managed_kinds"]
@@ -234,31 +237,6 @@ def _under_pressure(
     return note, shortfall
 
 
-def _refusal(judged: Sequence[Judgement], policy: Policy) -> str | None:
-    """The delete fraction, per kind: a policy that would delete nearly everything of a kind
-    is more likely wrong than meant."""
-    limit = policy.safety.max_delete_fraction
-    for kind in managed_kinds(policy):
-        of_kind = [j for j in judged if j.subject.key.kind is kind]
-        deleting = sum(1 for j in of_kind if j.rule.deletes)
-        if of_kind and deleting / len(of_kind) > limit:
-            return (
-                f"the plan deletes {deleting} of {len(of_kind)} {kind.value}s "
-                f"({deleting / len(of_kind):.0%}), more than "
-                f"safety.max_delete_fraction={limit:g}; nothing was deleted. Check the policy "
-                "with `gcd plan`, or raise the limit if this is intended"
-            )
-    return None
-
-
-def _beyond_cap(judged: Sequence[Judgement], kind: Kind, limit: int) -> set[Key]:
-    deleting = sorted(
-        (j for j in judged if j.rule.deletes and j.subject.key.kind is kind),
-        key=lambda j: j.order,
-    )
-    return {j.subject.key for j in deleting[limit:]}
-
-
 def evaluate(
     snapshot: Snapshot, policy: Policy, now: datetime, pressure: Pressure | None = None
 ) -> Plan:
@@ -274,14 +252,14 @@ def evaluate(
     if managed and pressure is not None and pressure.above_high:
         pressure_note, shortfall = _under_pressure(judging, account, pressure)
 
-    limit = policy.safety.max_deletions_per_run
-    deferred = _beyond_cap(judging.judged, Kind.CONTAINER, limit)
+    limits = {kind: policy.safety.limits(kind) for kind, _ in KINDS}
+    deferred = beyond_cap(judging.judged, limits[Kind.CONTAINER])
     if deferred:
         judging.defer_containers(deferred)
     judged = list(build_cache.settle(judging.judged))
     for kind, _ in KINDS:
         if kind is not Kind.CONTAINER:
-            deferred |= _beyond_cap(judged, kind, limit)
+            deferred |= beyond_cap(judged, limits[kind])
 
     critical = pressure is not None and pressure.above_high and pressure.critical_reached
     sequence = CRITICAL_ORDER if critical else tuple(kind for kind, _ in KINDS)
@@ -296,7 +274,9 @@ def evaluate(
     for j in judged:
         rule, detail = j.rule, j.detail
         if j.subject.key in deferred:
-            rule, detail = RuleId.RUN_LIMIT, f"beyond safety.max_deletions_per_run={limit}"
+            cap = limits[j.subject.key.kind]
+            rule = RuleId.RUN_LIMIT
+            detail = f"beyond {cap.deletions_key}={cap.max_deletions_per_run}"
         freed = account.freed_by([j.subject]) if rule.deletes else 0
         decisions.append(Decision(j.subject, rule, detail, j.age, freed))
     decisions.sort(key=lambda d: (order.get(d.key, len(order)), d.key))
@@ -305,7 +285,7 @@ def evaluate(
         tuple(decisions),
         account.freed_by(d.subject for d in decisions if d.deletes),
         account.total_bytes,
-        _refusal(judged, policy),
+        refusal(decisions, (limits[kind] for kind in managed)),
         pressure_note,
         shortfall,
     )

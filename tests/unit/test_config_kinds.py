@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gcd.config.loader import parse_policy
+from gcd.core.kind import Kind
 from gcd.core.records import Container, ContainerState
 from gcd.core.rules import RuleId
 from gcd.errors import PolicyError
@@ -398,3 +399,102 @@ def test_the_examples_optional_sections_load_as_documented() -> None:
     assert policy.schedule.disk.critical == 0.95
     assert policy.images is not None  # unchanged by the other sections
     assert len(policy.images.keep) == 5
+
+
+# --- the safety limits of each kind ---------------------------------------------------------
+
+SECTIONS = {
+    Kind.IMAGE: "images:\n  keep: []\n",
+    Kind.CONTAINER: CONTAINERS,
+    Kind.VOLUME: VOLUMES,
+    Kind.BUILD_CACHE: "build_cache:\n  unused_for: 7d\n",
+    Kind.NETWORK: "networks:\n  unused_for: 1d\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(SECTIONS), ids=str)
+def test_a_section_sets_its_own_limits_for_its_kind_alone(kind: Kind) -> None:
+    text = (
+        "safety: {max_deletions_per_run: 50, max_delete_fraction: 80%}\n"
+        + SECTIONS[kind]
+        + "  max_deletions_per_run: 3\n  max_delete_fraction: 1\n"
+    )
+    safety = parse_policy(text, "p.yaml").safety
+    own = safety.limits(kind)
+    assert (own.max_deletions_per_run, own.max_delete_fraction) == (3, 1.0)
+    section = text.split("\n")[1].rstrip(":")
+    assert own.fraction_key == f"{section}.max_delete_fraction"
+    assert own.deletions_key == f"{section}.max_deletions_per_run"
+    for other in set(Kind) - {kind}:
+        theirs = safety.limits(other)
+        assert (theirs.max_deletions_per_run, theirs.max_delete_fraction) == (50, 0.8)
+        assert theirs.fraction_key == "safety.max_delete_fraction"
+
+
+@pytest.mark.parametrize("kind", list(SECTIONS), ids=str)
+def test_without_its_own_limits_a_section_obeys_safety(kind: Kind) -> None:
+    text = "safety: {max_deletions_per_run: 50}\n" + SECTIONS[kind]
+    limits = parse_policy(text, "p.yaml").safety.limits(kind)
+    assert (limits.max_deletions_per_run, limits.max_delete_fraction) == (50, 0.9)
+    assert (limits.deletions_key, limits.fraction_key) == (
+        "safety.max_deletions_per_run",
+        "safety.max_delete_fraction",
+    )
+
+
+def test_one_own_limit_leaves_the_other_to_safety() -> None:
+    text = "build_cache:\n  unused_for: 7d\n  max_delete_fraction: 100%\n"
+    limits = parse_policy(text, "p.yaml").safety.limits(Kind.BUILD_CACHE)
+    assert (limits.max_deletions_per_run, limits.max_delete_fraction) == (500, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "build_cache:\n  unused_for: 7d\n  max_delete_fraction: 150%\n",
+            "p.yaml:3:24: build_cache.max_delete_fraction: expected a share above 0 and at "
+            'most 1 (100%), got "150%"',
+        ),
+        (
+            "networks: {unused_for: 1d, max_delete_fraction: true}\n",
+            "p.yaml:1:49: networks.max_delete_fraction: expected a share such as 0.9 or 90%, "
+            "got true",
+        ),
+        (
+            CONTAINERS + "  max_deletions_per_run: 0\n",
+            "p.yaml:3:26: containers.max_deletions_per_run: expected a whole number ≥ 1, got 0",
+        ),
+        (
+            "images:\n  max_deletions_per_run: 1.5\n",
+            "p.yaml:2:26: images.max_deletions_per_run: expected a whole number ≥ 1, got 1.5",
+        ),
+        (
+            VOLUMES + "  max_deletions_per_run: '10'\n",
+            'p.yaml:3:26: volumes.max_deletions_per_run: expected a whole number ≥ 1, got "10"',
+        ),
+        (
+            "networks: {unused_for: 1d, max_delete_fractoin: 1}\n",
+            "p.yaml:1:28: networks.max_delete_fractoin: unknown key; did you mean "
+            "`max_delete_fraction`?",
+        ),
+    ],
+    ids=["share-over-1", "share-bool", "cap-0", "cap-float", "cap-text", "typo"],
+)
+def test_a_kind_s_own_limit_is_validated_as_safety_s_at_its_position(
+    text: str, problem: str
+) -> None:
+    assert problems(text) == [problem]
+
+
+def test_limits_alone_do_not_make_a_section_that_removes_something() -> None:
+    (problem,) = problems("build_cache: {max_delete_fraction: 1}\n")
+    assert "this build_cache section would remove nothing" in problem
+
+
+def test_the_examples_build_cache_may_go_whole_and_the_other_kinds_obey_safety() -> None:
+    safety = parse_policy(example(uncommented=True), "policy.example.yaml").safety
+    assert safety.limits(Kind.BUILD_CACHE).max_delete_fraction == 1.0
+    assert safety.limits(Kind.BUILD_CACHE).max_deletions_per_run == 500
+    for kind in set(Kind) - {Kind.BUILD_CACHE}:
+        assert safety.limits(kind).max_delete_fraction == 0.9, kind
