@@ -48,9 +48,7 @@ class RunResult:
     """Bytes freed by the objects actually removed, shared units counted once."""
 
 
-USING_STATES = frozenset(
-    {ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING}
-)
+USING_STATES = frozenset({ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING})
 """A container in these states uses its image now (one being removed no longer does)."""
 
 
