@@ -24,6 +24,7 @@ from gcd.cycle import plan_once, run_once
 from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.host.disk import measure
+from tests.integration.builds import DOCKER_20_CLI
 from tests.integration.engines import selected_engine
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load, runnable_layer
@@ -33,7 +34,6 @@ from tests.integration.test_disk_pressure import pressured_engine, small_disk
 __all__ = ["pressured_engine", "small_disk"]
 
 MiB = 2**20
-LEGACY_CLI = Path("/usr/bin/docker")  # Debian's 20.10 client drives the engine's BuildKit
 
 pytestmark = pytest.mark.skipif(
     selected_engine() != "docker-20.10", reason="BuildKit cache needs Docker 20.10's own CLI"
@@ -84,12 +84,12 @@ def cache_with_bytes(host: str, context: Path, mib: int) -> None:
     )
     env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_HOST": host}
     subprocess.run(
-        [str(LEGACY_CLI), "build", "--network", "none", "-t", "built:1", str(context)],
+        [str(DOCKER_20_CLI), "build", "--network", "none", "-t", "built:1", str(context)],
         env=env,
         check=True,
         capture_output=True,
     )
-    subprocess.run([str(LEGACY_CLI), "rmi", "built:1"], env=env, check=True, capture_output=True)
+    subprocess.run([str(DOCKER_20_CLI), "rmi", "built:1"], env=env, check=True, capture_output=True)
 
 
 POLICY = """\
@@ -122,7 +122,7 @@ def build_host(
 ) -> Iterator[tuple[docker.APIClient, str, str]]:
     """Images (30 MiB each, soft-kept by `newest`), an exited container and an orphaned
     anonymous volume (40 MiB each) and a 40 MiB build-cache record, all soft-kept too."""
-    if not LEGACY_CLI.exists():
+    if not DOCKER_20_CLI.exists():
         pytest.skip("/usr/bin/docker (Debian's docker.io client) is missing")
     api = docker.APIClient(base_url=pressured_engine.host, version="auto", timeout=120)
     load(api, image(runnable_layer(), tags=("base:1",)))

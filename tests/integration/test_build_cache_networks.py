@@ -12,7 +12,6 @@ checks that gcd reads "no build cache" from it."""
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import subprocess
 import threading
@@ -36,13 +35,20 @@ from gcd.engine.kinds.build_cache import read_build_cache
 from gcd.engine.kinds.networks import attached_networks, read_networks
 from gcd.engine.outcomes import Outcome, OutcomeStatus
 from gcd.host.state import State
+from tests.integration.builds import (
+    BUILD_TIMEOUT_SECONDS,
+    DOCKERFILE,
+    build,
+    build_command,
+    build_env,
+    context,
+    no_buildkit,
+)
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import BUSYBOX, image, load, runnable_layer
+from tests.integration.objects import make_network
 
 pytestmark = pytest.mark.core
-
-DOCKER_20_CLI = Path("/usr/bin/docker")
-BUILD_TIMEOUT_SECONDS = 120.0
 
 
 def now() -> datetime:
@@ -65,63 +71,10 @@ def run(engine: Engine, *subjects: BuildCacheRecord | Network) -> list[Outcome]:
 
 @pytest.fixture
 def buildkit(engine_host: PrivateEngine, engine: Engine) -> PrivateEngine:
-    if engine.podman:
-        pytest.skip(
-            "Podman's compatible API has no BuildKit: the CLI's build fails ('failed to dial "
-            "gRPC: unable to upgrade to h2c, received 404') and df lists no build cache"
-        )
-    if not DOCKER_20_CLI.is_file():
-        pytest.skip("/usr/bin/docker (Debian's docker.io 20.10 CLI) drives BuildKit here")
+    reason = no_buildkit(engine)
+    if reason is not None:
+        pytest.skip(reason)
     return engine_host
-
-
-def context(tmp_path: Path, dockerfile: str) -> Path:
-    folder = tmp_path / secrets.token_hex(4)
-    folder.mkdir()
-    (folder / "busybox").write_bytes(BUSYBOX.read_bytes())
-    (folder / "busybox").chmod(0o755)
-    (folder / "token").write_text(secrets.token_hex(16))  # no cache hit across tests
-    (folder / "Dockerfile").write_text(dockerfile)
-    return folder
-
-
-DOCKERFILE = (
-    "FROM scratch\n"
-    "COPY busybox /bin/busybox\n"
-    "COPY token /token\n"
-    'RUN ["/bin/busybox", "dd", "if=/dev/zero", "of=/big", "bs=1024", "count=300"]\n'
-)
-
-
-def build_command(host: PrivateEngine, folder: Path, tag: str) -> list[str]:
-    return [
-        str(DOCKER_20_CLI),
-        "-H",
-        host.host,
-        "build",
-        "--network",
-        "none",
-        "-t",
-        tag,
-        str(folder),
-    ]
-
-
-def build_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-    env["DOCKER_BUILDKIT"] = "1"
-    return env
-
-
-def build(host: PrivateEngine, folder: Path, tag: str) -> None:
-    done = subprocess.run(
-        build_command(host, folder, tag),
-        env=build_env(),
-        check=False,
-        capture_output=True,
-        timeout=BUILD_TIMEOUT_SECONDS,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
 
 
 def cache(engine: Engine) -> dict[str, BuildCacheRecord]:
@@ -321,15 +274,6 @@ def networks(api: docker.APIClient) -> Iterator[list[str]]:
     for name in made:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_network(name)
-
-
-def make_network(api: docker.APIClient, made: list[str], stem: str) -> str:
-    name = f"{stem}-{secrets.token_hex(3)}"
-    # A plain bridge network works on an engine started with --bridge=none and
-    # --iptables=false (Docker 20.10 and 26; Podman's default driver is its bridge).
-    api.create_network(name, driver="bridge", labels={"gcd.test": "1"})
-    made.append(name)
-    return name
 
 
 @pytest.fixture

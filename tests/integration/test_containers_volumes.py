@@ -6,7 +6,7 @@ removal run through the proxy (`tests/integration/proxy.py`) or between the two 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,13 @@ from gcd.engine.snapshot import take_snapshot
 from gcd.host.state import State
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, load, runnable_layer
+from tests.integration.objects import (
+    anonymous_volume_of,
+    make_container,
+    remove_all,
+    volume_names,
+)
+from tests.integration.objects import container_names as names
 from tests.integration.proxy import EngineProxy
 
 pytestmark = pytest.mark.core
@@ -66,18 +73,9 @@ VOLUME_IN_USE_REFUSAL = {
 @pytest.fixture
 def clean(clean_engine: PrivateEngine, api: docker.APIClient) -> Iterator[PrivateEngine]:
     """The engine without containers, images or volumes, before and after."""
-    _remove_volumes(api)
+    remove_all(api)
     yield clean_engine
-    for container in api.containers(all=True):
-        if container["State"] == "running":
-            api.kill(container["Id"])
-        api.remove_container(container["Id"], force=True)
-    _remove_volumes(api)
-
-
-def _remove_volumes(api: docker.APIClient) -> None:
-    for volume in api.volumes().get("Volumes") or ():
-        api.remove_volume(volume["Name"])
+    remove_all(api)
 
 
 @pytest.fixture
@@ -86,37 +84,9 @@ def runnable(api: docker.APIClient, clean: PrivateEngine) -> str:
     return image_id
 
 
-def make(
-    api: docker.APIClient,
-    command: str,
-    *,
-    name: str,
-    start: bool = True,
-    binds: dict[str, Mapping[str, str]] | None = None,
-    anonymous: tuple[str, ...] = (),
-    labels: dict[str, str] | None = None,
-    restart: str | None = None,
-) -> str:
-    """A container of `cv/run:1` running `sh -c command`, without network; started and waited
-    for (it must exit) unless `start` is false."""
-    host_config = api.create_host_config(
-        network_mode="none",
-        binds=binds,
-        restart_policy={"Name": restart} if restart else None,
-    )
-    created = api.create_container(
-        "cv/run:1",
-        command=["sh", "-c", command],
-        name=name,
-        labels=labels,
-        volumes=[*anonymous, *(b["bind"] for b in (binds or {}).values())] or None,
-        host_config=host_config,
-    )
-    container_id = str(created["Id"])
-    if start:
-        api.start(container_id)
-        api.wait(container_id, timeout=60)
-    return container_id
+def make(api: docker.APIClient, command: str, **options: Any) -> str:
+    """A container of `cv/run:1` (`make_container`)."""
+    return make_container(api, "cv/run:1", command, **options)
 
 
 def snap(engine: Engine, tmp_path: Path) -> Snapshot:
@@ -145,21 +115,6 @@ def plan_of(*subjects: Container | Volume) -> Plan:
 def status(report: Report) -> OutcomeStatus:
     (outcome,) = report.outcomes
     return outcome.status
-
-
-def names(api: docker.APIClient) -> set[str]:
-    return {str(c["Names"][0]).lstrip("/") for c in api.containers(all=True)}
-
-
-def volume_names(api: docker.APIClient) -> set[str]:
-    return {str(v["Name"]) for v in api.volumes().get("Volumes") or ()}
-
-
-def anonymous_volume_of(api: docker.APIClient, container_id: str) -> str:
-    """The name of the volume the engine made for the container's `/anon`."""
-    mounts: list[dict[str, Any]] = api.inspect_container(container_id)["Mounts"]
-    (found,) = (m["Name"] for m in mounts if m.get("Destination") == "/anon")
-    return str(found)
 
 
 def test_exited_and_never_started_containers_are_read_with_their_details(
