@@ -62,7 +62,8 @@ def engine(engine_host: PrivateEngine) -> Iterator[Engine]:
 
 
 def wipe(api: docker.APIClient) -> None:
-    """Remove every container and image of the suite's own engine."""
+    """Remove every container, image, volume, user network and build-cache record of the
+    suite's own engine (on the containerd store build cache counts in `LayersSize`)."""
     for container in api.containers(all=True):
         if container["State"] == "running":  # Podman's forced remove waits 10 s for PID 1
             with contextlib.suppress(docker.errors.APIError):  # it may have exited since
@@ -71,6 +72,15 @@ def wipe(api: docker.APIClient) -> None:
     for image in api.images(all=True):
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_image(image["Id"], force=True)
+    for volume in api.volumes().get("Volumes") or ():
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_volume(volume["Name"], force=True)
+    for network in api.networks():
+        if network["Name"] not in ("bridge", "host", "none", "podman"):
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_network(network["Id"])
+    with contextlib.suppress(docker.errors.APIError):  # Podman has no build cache to prune
+        api.prune_builds(all=True)
 
 
 @pytest.fixture

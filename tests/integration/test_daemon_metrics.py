@@ -111,8 +111,14 @@ def test_counters_move_by_exactly_what_the_cycle_did(
     digest = hashlib.sha256(policy.read_bytes()).hexdigest()
     assert total(found, "gcd_policy_info", sha256=digest) == 1
     assert total(found, "gcd_last_success_timestamp_seconds") > 0
-    # Docker's own usage after the cycle: what is left of the layers.
-    assert total(found, "gcd_docker_usage_bytes", kind="image") == api.df()["LayersSize"]
+    # What is left of the images' layers after the cycle, by gcd's accounting from the
+    # cycle's one df (no second one): on overlay2 the engine's own `LayersSize`; on the
+    # containerd store `LayersSize` also counts container snapshots and differs.
+    left = total(found, "gcd_docker_usage_bytes", kind="image")
+    if clean_engine.name == "docker-26-containerd":
+        assert 0 < left <= api.df()["LayersSize"]
+    else:
+        assert left == api.df()["LayersSize"]
 
     if shutil.which("promtool"):
         lint = subprocess.run(
