@@ -283,7 +283,7 @@ def guarded(snap: Snapshot, deleted_containers: set[str]) -> set[str]:
     return ids
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(host(), st.integers(0, 2000), st.floats(0.0, 1.0), st.sampled_from([0.5, 0.95, 1.0]))
 def test_under_any_pressure_nothing_guarded_is_ever_deleted(
     snap: Snapshot, used: int, low: float, critical: float
@@ -306,7 +306,7 @@ def shuffled(items: tuple[T, ...], rng: random.Random) -> tuple[T, ...]:
     return tuple(copy)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(host(), st.integers(0, 2000), st.randoms(use_true_random=False))
 def test_the_plan_does_not_depend_on_the_order_of_the_snapshot(
     snap: Snapshot, used: int, rng: random.Random

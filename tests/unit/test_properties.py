@@ -53,7 +53,7 @@ keep_rules = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(snapshots(), st.lists(keep_rules, max_size=4))
 def test_an_image_in_use_is_never_planned_for_deletion(
     snap: Snapshot, rules: list[KeepRule]
@@ -63,7 +63,7 @@ def test_an_image_in_use_is_never_planned_for_deletion(
     assert not any(d.key.id in in_use for d in plan.deletions)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(snapshots(), st.lists(keep_rules, max_size=3), keep_rules)
 def test_adding_a_keep_rule_never_deletes_more(
     snap: Snapshot, rules: list[KeepRule], extra: KeepRule
