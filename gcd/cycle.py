@@ -63,7 +63,11 @@ def plan_once(
     reconciles last use from the containers that are active now (events are only hints)."""
     moment = now or utc_now()
     state = State.load(state_dir)
-    snapshot = take_snapshot(engine, state, moment)
+    # Stopped containers are inspected (their exit time, restart policy) only when the policy
+    # may remove containers: an images-only policy pays nothing per container.
+    snapshot = take_snapshot(
+        engine, state, moment, inspect_containers=policy.containers is not None
+    )
     for container in snapshot.containers:
         if container.state in USING_STATES:
             state.mark_used(container.image_id, moment)

@@ -139,6 +139,7 @@ def take_snapshot(
     store: LayerStore | None = None,
     *,
     details: DetailsCache | None = None,
+    inspect_containers: bool = True,
 ) -> Snapshot:
     """Read the engine once; record first sightings (and fetched layers, and volume uses) in
     `state`, which the caller saves. `details` caches containers' inspects (the process's
@@ -194,6 +195,7 @@ def take_snapshot(
         raw_containers,
         usage.container_sizes,
         SHARED_DETAILS if details is None else details,
+        inspect=inspect_containers,
     )
     for container in containers:
         unit_sizes.update(dict.fromkeys(container.units, container.size_rw_bytes))

@@ -116,6 +116,15 @@ class TestReadingContainers:
         assert engine.sent("inspect_container") == []
         assert not any(c.details_known for c in snapshot.containers)
 
+    def test_without_a_containers_section_no_container_is_inspected(self, state: State) -> None:
+        """An images-only policy pays nothing per stopped container: none is a candidate."""
+        engine, image_id = engine_with_image()
+        engine.create_container(image_id, "job", "exited", size_rw=4096)
+        snapshot = take_snapshot(engine, state, NOW, LayerStore(), inspect_containers=False)
+        assert engine.sent("inspect_container") == []
+        (job,) = snapshot.containers
+        assert (job.image_id, job.details_known, job.size_rw_bytes) == (image_id, False, 4096)
+
     def test_an_inspect_is_made_once_while_the_container_stays_stopped(self, state: State) -> None:
         engine, image_id = engine_with_image()
         made = engine.create_container(image_id, "job", "exited")

@@ -218,15 +218,20 @@ def read_containers(
     raw_containers: Sequence[Mapping[str, Any]],
     sizes: Mapping[str, int],
     cache: DetailsCache = SHARED_DETAILS,
+    *,
+    inspect: bool = True,
 ) -> tuple[Container, ...]:
     """The listed containers as records, in listing order: with their writable layer's bytes
     (`sizes`, from `GET /system/df`), and for each inactive one its inspected (or cached)
-    details."""
+    details. Without `inspect` (a policy with no `containers:` section, where no container
+    is a candidate) none is inspected and their details stay unknown."""
     listed = [
         replace(c, size_rw_bytes=int(sizes.get(c.id, 0)))
         for c in map(parse_container, raw_containers)
         if c is not None
     ]
+    if not inspect:
+        return tuple(listed)
     pending = [c.id for c in listed if not c.is_active and cache.get(c.id) is None]
     answers = _inspect_all(engine, pending)
     containers: list[Container] = []
