@@ -25,6 +25,7 @@ from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.host.disk import measure
 from tests.integration.builds import DOCKER_20_CLI
+from tests.integration.daemon_process import DaemonProcess
 from tests.integration.engines import selected_engine
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load, runnable_layer
@@ -107,7 +108,7 @@ build_cache:
   unused_for: 7d
 schedule:
   cron: "0 0 1 1 *"
-  disk: {{high: {high:.4f}, low: {low:.4f}{critical}}}
+  disk: {{high: {high:.4f}, low: {low:.4f}, check_every: 1s{critical}}}
 """
 
 
@@ -274,3 +275,34 @@ def test_a_full_disk_frees_containers_and_cache_first_then_images(
     tags = {t for i in api.images() for t in i["RepoTags"] or ()}
     assert "old/tool:1" not in tags, "deleted once the other kinds made room"
     assert not result.report.failed
+
+
+def test_the_daemon_measures_the_disk_after_each_kind_and_logs_the_relief(
+    pressured_engine: PrivateEngine,
+    small_disk: Path,
+    build_host: tuple[docker.APIClient, str, str],
+    tmp_path: Path,
+) -> None:
+    """The same budget through `gcd daemon`: its disk check triggers the cycle, and the
+    statvfs it takes after each kind's deletions finds the disk below low (the
+    `pressure_relieved` event comes only from that measurement)."""
+    api, container, volume = build_host
+    usage = measure(small_disk)
+    low = (usage.used_bytes - 60 * MiB) / usage.total_bytes
+    high = usage.used_bytes / usage.total_bytes - 0.01
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_for(high, low))
+    policy.chmod(0o600)
+
+    with DaemonProcess(pressured_engine.host, policy, tmp_path / "state") as daemon:
+        finished = daemon.wait_for("run_finished", where=lambda e: e["trigger"] == "pressure")
+        relieved = daemon.named("pressure_relieved")
+
+    assert finished["removed"] >= 2
+    # Which soft keeps yield depends on the moment (a cache record used within min_age stays);
+    # the relief is logged once, after the kind whose deletions brought the disk below low.
+    assert len(relieved) == 1
+    assert relieved[0]["after_kind"] in {"container", "image", "build_cache"}
+    assert container not in {c["Id"] for c in api.containers(all=True)}
+    assert volume in {v["Name"] for v in api.volumes()["Volumes"]}
+    assert measure(small_disk).pressure(high, low).bytes_ratio < low
