@@ -132,3 +132,16 @@ class PolicyModel(Strict):
     build_cache: BuildCacheModel | None = None
     networks: NetworksModel | None = None
     schedule: ScheduleModel = ScheduleModel()
+
+    @model_validator(mode="after")
+    def _no_empty_kind_section(self) -> PolicyModel:
+        """`containers:` with nothing after it would touch nothing, silently: refused, as a
+        section without its required keys is. (`images:` alone keeps its old meaning.)"""
+        for name in ("containers", "volumes", "build_cache", "networks"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise field_error(
+                    name,
+                    f"an empty {name} section would touch nothing: give its settings "
+                    "(README, Policy reference) or remove the key",
+                )
+        return self

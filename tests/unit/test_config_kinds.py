@@ -33,10 +33,20 @@ def container(name: str, image: str = "", **labels: str) -> Container:
 
 
 @pytest.mark.parametrize("section", ["containers", "volumes", "build_cache", "networks"])
-@pytest.mark.parametrize("text", ["", "{section}:\n", "{section}: ~\n"])
-def test_without_a_section_its_kind_is_not_touched(section: str, text: str) -> None:
-    policy = parse_policy(text.format(section=section), "p.yaml")
-    assert getattr(policy, section) is None
+def test_without_a_section_its_kind_is_not_touched(section: str) -> None:
+    assert getattr(parse_policy("version: 1\n", "p.yaml"), section) is None
+
+
+@pytest.mark.parametrize("section", ["containers", "volumes", "build_cache", "networks"])
+@pytest.mark.parametrize("text", ["{section}:\n", "{section}: ~\n"])
+def test_an_empty_section_is_refused_rather_than_touching_nothing_silently(
+    section: str, text: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text.format(section=section), "p.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (1, section)
+    assert problem.message.startswith(f"an empty {section} section would touch nothing")
 
 
 # --- containers -----------------------------------------------------------------------------
