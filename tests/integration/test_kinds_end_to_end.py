@@ -170,6 +170,8 @@ def test_volumes_in_use_released_named_and_anonymous(host: Host) -> None:
     host.api.create_volume("ci-cache-idle")
     host.api.create_volume("data-idle")
     host.api.create_volume("ci-cache-pinned", labels=STAY)
+    # A pattern names it, but its data is a tmpfs mount, not the engine's: never removed.
+    host.api.create_volume("ci-cache-tmpfs", driver_opts={"type": "tmpfs", "device": "tmpfs"})
     host.first_plan()
 
     first = host.run(days=3)
@@ -184,10 +186,19 @@ def test_volumes_in_use_released_named_and_anonymous(host: Host) -> None:
         "ci-cache-idle": (RuleId.UNUSED_WITHIN, "unused for 3d; volumes.named_unused_for 2w"),
         "data-idle": (RuleId.NAMED, "named; no volumes.named pattern names it"),
         "ci-cache-pinned": (RuleId.LABEL, "volumes.keep[0] label gc.keep=true"),
+        "ci-cache-tmpfs": (RuleId.EXTERNAL, "driver options: its data is not the engine's to free"),
     }
     assert removed(first, Kind.CONTAINER) == {"job-vol"}
     assert not removed(first, Kind.VOLUME)
-    everything = {"ci-cache-held", held, released, "ci-cache-idle", "data-idle", "ci-cache-pinned"}
+    everything = {
+        "ci-cache-held",
+        held,
+        released,
+        "ci-cache-idle",
+        "data-idle",
+        "ci-cache-pinned",
+        "ci-cache-tmpfs",
+    }
     assert volume_names(host.api) == everything, "the container went without its volume"
     sizes = df_bytes(host.api)["volumes"]
     assert sizes[released] >= 50_000
@@ -209,6 +220,7 @@ def test_volumes_in_use_released_named_and_anonymous(host: Host) -> None:
         held: RuleId.IN_USE,
         "data-idle": RuleId.NAMED,
         "ci-cache-pinned": RuleId.LABEL,
+        "ci-cache-tmpfs": RuleId.EXTERNAL,
     }
     assert removed(later, Kind.VOLUME) == {released, "ci-cache-idle"}
     assert volume_names(host.api) == everything - {released, "ci-cache-idle"}
