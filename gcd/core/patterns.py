@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,22 @@ def _glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
+def _compile(text: str, glob_to_regex: Callable[[str], str]) -> Any:
+    """`regex:…` as written, anything else as a glob, anchored at both ends; an invalid one
+    is a `PatternError` naming the pattern, never a silent non-match."""
+    if not text:
+        raise PatternError("empty pattern")
+    is_regex = text.startswith(REGEX_PREFIX)
+    source = text[len(REGEX_PREFIX) :] if is_regex else glob_to_regex(text)
+    try:
+        return re2.compile(f"^(?:{source})$", _OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise PatternError(f"invalid pattern {text!r}: {reason}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Pattern:
     """One pattern as written in the policy, compiled once."""
@@ -59,20 +76,7 @@ class Pattern:
 
     @classmethod
     def compile(cls, text: str) -> Pattern:
-        if not text:
-            raise PatternError("empty pattern")
-        if text.startswith(REGEX_PREFIX):
-            source = text[len(REGEX_PREFIX) :]
-        else:
-            source = _glob_to_regex(_normalise_glob(text))
-        try:
-            compiled = re2.compile(f"^(?:{source})$", _OPTIONS)
-        except re2.error as exc:
-            reason = exc.args[0] if exc.args else exc
-            if isinstance(reason, bytes):
-                reason = reason.decode(errors="replace")
-            raise PatternError(f"invalid pattern {text!r}: {reason}") from None
-        return cls(text, compiled)
+        return cls(text, _compile(text, lambda glob: _glob_to_regex(_normalise_glob(glob))))
 
     def matches(self, reference: Reference) -> bool:
         return self._compiled.match(str(reference)) is not None
@@ -94,18 +98,7 @@ class NamePattern:
 
     @classmethod
     def compile(cls, text: str) -> NamePattern:
-        if not text:
-            raise PatternError("empty pattern")
-        is_regex = text.startswith(REGEX_PREFIX)
-        source = text[len(REGEX_PREFIX) :] if is_regex else _name_glob_to_regex(text)
-        try:
-            compiled = re2.compile(f"^(?:{source})$", _OPTIONS)
-        except re2.error as exc:
-            reason = exc.args[0] if exc.args else exc
-            if isinstance(reason, bytes):
-                reason = reason.decode(errors="replace")
-            raise PatternError(f"invalid pattern {text!r}: {reason}") from None
-        return cls(text, compiled)
+        return cls(text, _compile(text, _name_glob_to_regex))
 
     @property
     def literal_characters(self) -> int:
