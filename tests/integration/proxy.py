@@ -4,12 +4,16 @@ right before it forwards a request that `match(method, path)` accepts — the en
 exactly there, as another client on a busy host would change it. No production code knows
 about it. Free of pytest, like the harness.
 
-Only what the executor and the snapshot send goes through: requests with or without a
-`Content-Length` body, answers read whole (no event streams, no attach).
+It also injects faults (`proxy.fault(match, Fault(...))`): latency, a reset before or after the
+request reached the engine, an HTTP status of its own, a truncated or garbled body, a hang until
+the fault is lifted. Faults can be added and lifted while a gcd process (a daemon) talks
+through the proxy. Answers are read whole, except chunked ones (`GET /events`), which are
+streamed on as they come.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import socketserver
@@ -18,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +53,76 @@ class _Hook:
     ran: int = 0
 
 
+class FaultKind(Enum):
+    LATENCY = "latency"
+    """Wait `seconds`, then forward as usual."""
+    RESET_BEFORE = "reset_before"
+    """Close the connection without forwarding: the engine never saw the request."""
+    RESET_AFTER = "reset_after"
+    """Forward, let the engine answer, then close without a byte of the answer."""
+    STATUS = "status"
+    """Answer `status` with `body` (JSON) without forwarding."""
+    TRUNCATE = "truncate"
+    """Forward, then send the engine's headers with the full Content-Length but only the first
+    half of its body, and close."""
+    GARBLE = "garble"
+    """Forward, then answer the engine's status with `body` instead of the engine's body."""
+    HANG = "hang"
+    """Hold the request, unforwarded, until the fault is lifted (then forward it), or until the
+    proxy closes."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    seconds: float = 0.0
+    status: int = 500
+    body: bytes = b'{"message": "injected by the test proxy"}'
+
+    @classmethod
+    def latency(cls, seconds: float) -> Fault:
+        return cls(FaultKind.LATENCY, seconds=seconds)
+
+    @classmethod
+    def reset(cls, *, after_forwarding: bool = False) -> Fault:
+        return cls(FaultKind.RESET_AFTER if after_forwarding else FaultKind.RESET_BEFORE)
+
+    @classmethod
+    def answer(cls, status: int, body: bytes | str = b'{"message": "injected"}') -> Fault:
+        raw = body.encode() if isinstance(body, str) else body
+        return cls(FaultKind.STATUS, status=status, body=raw)
+
+    @classmethod
+    def truncate(cls) -> Fault:
+        return cls(FaultKind.TRUNCATE)
+
+    @classmethod
+    def garble(cls, body: bytes | str) -> Fault:
+        return cls(FaultKind.GARBLE, body=body.encode() if isinstance(body, str) else body)
+
+    @classmethod
+    def hang(cls) -> Fault:
+        return cls(FaultKind.HANG)
+
+
+@dataclass
+class ActiveFault:
+    """A fault in force: `lift()` ends it (a hung request is then forwarded)."""
+
+    match: Match
+    fault: Fault
+    times: int | None
+    hits: int = 0
+    lifted: threading.Event = field(default_factory=threading.Event)
+
+    def lift(self) -> None:
+        self.lifted.set()
+
+
+class _Reset(Exception):
+    """Close the client's connection without an answer."""
+
+
 @dataclass
 class EngineProxy:
     """`with EngineProxy(engine_socket) as proxy: Engine(proxy.host)`."""
@@ -58,7 +133,9 @@ class EngineProxy:
     delay: Match = field(default=lambda _m, _p: False)
     requests: list[tuple[str, str]] = field(default_factory=list)
     _hooks: list[_Hook] = field(default_factory=list)
+    _faults: list[ActiveFault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closing: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="gcd-proxy-", dir="/tmp"))
@@ -78,6 +155,33 @@ class EngineProxy:
         with self._lock:
             self._hooks.append(hook)
         return hook
+
+    def fault(self, match: Match, fault: Fault, *, times: int | None = None) -> ActiveFault:
+        """Inject `fault` into each of the next `times` requests `match` accepts (None: every
+        one, until lifted). The first fault in force that matches applies."""
+        active = ActiveFault(match, fault, times)
+        with self._lock:
+            self._faults.append(active)
+        return active
+
+    def lift_faults(self) -> None:
+        """End every fault; hung requests are forwarded now."""
+        with self._lock:
+            faults, self._faults = self._faults, []
+        for active in faults:
+            active.lift()
+
+    def _fault_for(self, method: str, path: str) -> ActiveFault | None:
+        with self._lock:
+            for active in self._faults:
+                if active.lifted.is_set() or (
+                    active.times is not None and active.hits >= active.times
+                ):
+                    continue
+                if active.match(method, path):
+                    active.hits += 1
+                    return active
+        return None
 
     def _due(self, method: str, path: str) -> list[_Hook]:
         with self._lock:
@@ -101,12 +205,35 @@ class EngineProxy:
                 pass
 
             def _forward(self) -> None:
+                try:
+                    self._serve()
+                except (_Reset, BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+
+            def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 for hook in proxy._due(self.command, self.path):
                     hook.action(self.command, self.path)
                 if proxy.delay_seconds and proxy.delay(self.command, self.path):
                     time.sleep(proxy.delay_seconds)
+                active = proxy._fault_for(self.command, self.path)
+                fault = active.fault if active else None
+                if active is not None and fault is not None:
+                    if fault.kind is FaultKind.LATENCY:
+                        time.sleep(fault.seconds)
+                    elif fault.kind is FaultKind.RESET_BEFORE:
+                        raise _Reset
+                    elif fault.kind is FaultKind.STATUS:
+                        self._send(fault.status, "Injected", fault.body, [])
+                        return
+                    elif fault.kind is FaultKind.HANG:
+                        while not (active.lifted.wait(0.2) or proxy._closing.is_set()):
+                            pass
+                        if proxy._closing.is_set():
+                            raise _Reset
                 upstream = _UnixConnection(str(proxy.upstream))
                 try:
                     headers = {
@@ -116,16 +243,64 @@ class EngineProxy:
                     }
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     answer = upstream.getresponse()
+                    if answer.chunked:
+                        self._stream(answer)
+                        return
                     content = answer.read()
                 finally:
                     upstream.close()
-                self.send_response_only(answer.status, answer.reason)
-                for key, value in answer.getheaders():
-                    if key.lower() not in {"transfer-encoding", "content-length", "connection"}:
+                kept = [
+                    (k, v)
+                    for k, v in answer.getheaders()
+                    if k.lower() not in {"transfer-encoding", "content-length", "connection"}
+                ]
+                if fault is not None and fault.kind is FaultKind.RESET_AFTER:
+                    raise _Reset
+                if fault is not None and fault.kind is FaultKind.TRUNCATE:
+                    self.send_response_only(answer.status, answer.reason)
+                    for key, value in kept:
                         self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(content)))
+                    self.end_headers()
+                    self.wfile.write(content[: len(content) // 2])
+                    self.wfile.flush()
+                    raise _Reset
+                if fault is not None and fault.kind is FaultKind.GARBLE:
+                    content = fault.body
+                self._send(answer.status, answer.reason, content, kept)
+
+            def _send(
+                self, status: int, reason: str, content: bytes, headers: list[tuple[str, str]]
+            ) -> None:
+                self.send_response_only(status, reason)
+                for key, value in headers:
+                    self.send_header(key, value)
+                if not any(k.lower() == "content-type" for k, _ in headers):
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)
+
+            def _stream(self, answer: http.client.HTTPResponse) -> None:
+                """A chunked answer (an event stream): passed on chunk by chunk until either
+                side closes."""
+                self.send_response_only(answer.status, answer.reason)
+                for key, value in answer.getheaders():
+                    if key.lower() not in {"content-length", "connection"}:
+                        self.send_header(key, value)
+                self.end_headers()
+                self.close_connection = True
+                while not proxy._closing.is_set():
+                    try:
+                        data = answer.read1(65536)
+                    except (OSError, http.client.HTTPException):
+                        break
+                    if not data:
+                        break
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                with contextlib.suppress(OSError):
+                    self.wfile.write(b"0\r\n\r\n")
 
             do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = _forward
 
@@ -140,6 +315,8 @@ class EngineProxy:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._closing.set()
+        self.lift_faults()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
