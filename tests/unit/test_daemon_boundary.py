@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from gcd.errors import EngineError
@@ -18,6 +21,7 @@ from gcd.host.state import State
 from gcd.host.state_db import Scope
 from gcd.jobs import guarded
 from gcd.logs import configure_logging
+from gcd.metrics.server import MetricsServer
 from gcd.probe import engine_reachable
 from tests.unit.daemon_support import HttpEngine, Rig, policy, process_hooks
 from tests.unit.fake_engine import server_error, unreachable
@@ -161,3 +165,29 @@ def test_stdlib_logging_and_a_dying_thread_are_json_lines(
     assert events[0]["logger"] == "apscheduler.executors.default"
     assert events[2]["thread"] == "APScheduler"
     assert "OverflowError" in events[2]["exception"]
+
+
+class _BrokenCollector:
+    def describe(self) -> list[object]:
+        return []
+
+    def collect(self) -> list[object]:
+        raise RuntimeError("collector bug")
+
+
+def test_a_failing_scrape_is_one_event_not_a_raw_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry = CollectorRegistry()
+    registry.register(_BrokenCollector())  # type: ignore[arg-type]
+    server = MetricsServer(registry, "127.0.0.1:0", None)
+    server.start()
+    try:
+        with capture_logs() as logs, pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(server.url, timeout=10)
+    finally:
+        server.stop()
+    failed = [e for e in logs if e["event"] == "metrics_app_failed"]
+    assert len(failed) == 1
+    assert "RuntimeError: collector bug" in failed[0]["detail"]
+    assert "Traceback" not in capsys.readouterr().err
