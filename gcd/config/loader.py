@@ -8,9 +8,6 @@ as the file spells them (`1.10`, not the float 1.1), with the fix."""
 from __future__ import annotations
 
 import difflib
-import errno
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from pydantic_core import ErrorDetails
 from gcd.config.compose import Limit
 from gcd.config.convert import to_policy
 from gcd.config.document import Document, FieldPath, compose, dotted, yaml_problem
+from gcd.config.files import FileRefused, read_regular_file
 from gcd.config.scalars import excerpt, quoted
 from gcd.config.schema import PolicyModel, shown
 from gcd.core.policy import Policy
@@ -287,64 +285,13 @@ def _parse(text: str, source: str) -> Policy:
     return to_policy(model, source)
 
 
-def _refusal(path: Path, message: str) -> PolicyError:
-    return PolicyError([PolicyProblem(str(path), 1, 1, "", message)])
-
-
 def read_policy_file(path: Path) -> bytes:
-    """The bytes of the policy file at `path`, refusing without blocking anything but a
-    regular file of at most `MAX_POLICY_BYTES`: a FIFO would block the reader until someone
-    writes, `/dev/zero` never ends, a directory is no policy. Symbolic links are followed (the
-    permission check judges each link on the way)."""
+    """The bytes of the policy file at `path`: a regular file of at most `MAX_POLICY_BYTES`,
+    read without blocking on a FIFO or device (`gcd.config.files`). Raises PolicyError."""
     try:
-        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # a FIFO, socket or device that cannot be opened so
-            raise _refusal(path, "not a regular file; give the path of a policy file") from None
-        raise _refusal(path, f"cannot read the policy: {exc.strerror}") from None
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            kind = _file_kind(status.st_mode)
-            raise _refusal(path, f"{kind}, not a regular file; give the path of a policy file")
-        if status.st_size > MAX_POLICY_BYTES:
-            raise _refusal(path, _too_large(status.st_size, exact=True))
-        os.set_blocking(fd, True)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_POLICY_BYTES:  # the file may grow after fstat: read at most cap + 1
-            chunk = os.read(fd, MAX_POLICY_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_POLICY_BYTES:
-            raise _refusal(path, _too_large(size, exact=False))
-        return b"".join(chunks)
-    except OSError as exc:
-        raise _refusal(path, f"cannot read the policy: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-
-
-def _too_large(size: int, *, exact: bool) -> str:
-    return (
-        f"{'' if exact else 'more than '}{size - (0 if exact else 1)} bytes: a policy is at most "
-        f"{MAX_POLICY_BYTES} bytes (1 MiB); is this the right file?"
-    )
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a file"
+        return read_regular_file(path, MAX_POLICY_BYTES, "policy file")
+    except FileRefused as exc:
+        raise PolicyError([PolicyProblem(str(path), 1, 1, "", str(exc))]) from None
 
 
 def load_policy(path: Path) -> Policy:
