@@ -51,6 +51,11 @@ def _glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
+def _cut(text: str, limit: int = 80) -> str:
+    """A bounded excerpt for messages: RE2 quotes the whole expression in its reason."""
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text)} characters)"
+
+
 def _compile(text: str, glob_to_regex: Callable[[str], str]) -> Any:
     """`regex:…` as written, anything else as a glob, anchored at both ends; an invalid one
     is a `PatternError` naming the pattern, never a silent non-match."""
@@ -64,7 +69,7 @@ def _compile(text: str, glob_to_regex: Callable[[str], str]) -> Any:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
-        raise PatternError(f"invalid pattern {text!r}: {reason}") from None
+        raise PatternError(f"invalid pattern {_cut(text)!r}: {_cut(str(reason), 120)}") from None
 
 
 @dataclass(frozen=True, slots=True)
