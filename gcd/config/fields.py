@@ -7,6 +7,7 @@ line, column and field path. `field_error` places a whole-section problem at one
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -116,9 +117,22 @@ def _fraction(value: Any) -> float:
     return number
 
 
+@functools.lru_cache(maxsize=4096)
+def reference_pattern(text: str) -> Pattern:
+    """`Pattern.compile`, once per text: validation and conversion share the compiled RE2
+    (compiling is most of the time a large policy takes)."""
+    return Pattern.compile(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def name_pattern(text: str) -> NamePattern:
+    """`NamePattern.compile`, once per text (see `reference_pattern`)."""
+    return NamePattern.compile(text)
+
+
 def _pattern(value: str) -> str:
     try:
-        Pattern.compile(value)
+        reference_pattern(value)
     except PatternError as exc:
         raise ValueError(excerpt(str(exc), 300)) from None
     reason = never_matches(value, reference=True)
@@ -129,7 +143,7 @@ def _pattern(value: str) -> str:
 
 def _name_pattern(value: str) -> str:
     try:
-        NamePattern.compile(value)
+        name_pattern(value)
     except PatternError as exc:
         raise ValueError(excerpt(str(exc), 300)) from None
     reason = never_matches(value, reference=False)
@@ -150,7 +164,7 @@ def _opt_in_pattern(value: str) -> str:
             "regex: is not accepted here: opting services in must name them with a glob of "
             f"at least {MIN_OPT_IN_LITERALS} literal characters, such as ci-svc-*"
         )
-    pattern = NamePattern.compile(_name_pattern(value))
+    pattern = name_pattern(_name_pattern(value))
     if pattern.literal_characters == 0:
         raise ValueError(
             f"{excerpt(repr(value))} has no literal character: it would opt in every service-like "

@@ -20,19 +20,19 @@ class FileRefused(Exception):
 
 def read_regular_file(path: Path, limit: int, what: str) -> bytes:
     """The bytes of the regular file at `path`, at most `limit` of them; `what` names the file
-    in messages ("policy file"). Raises `FileRefused`."""
+    in messages ("policy"). Raises `FileRefused`."""
     try:
         # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a FIFO or socket that cannot be opened so
-            raise FileRefused(f"not a regular file; give the path of a {what}") from None
+            raise FileRefused(f"not a regular file; give the path of a {what} file") from None
         raise FileRefused(f"cannot read the {what}: {exc.strerror}") from None
     try:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
             kind = _file_kind(status.st_mode)
-            raise FileRefused(f"{kind}, not a regular file; give the path of a {what}")
+            raise FileRefused(f"{kind}, not a regular file; give the path of a {what} file")
         if status.st_size > limit:
             raise FileRefused(_too_large(f"{status.st_size} bytes", limit, what))
         os.set_blocking(fd, True)
@@ -54,7 +54,7 @@ def read_regular_file(path: Path, limit: int, what: str) -> bytes:
 
 
 def _too_large(size: str, limit: int, what: str) -> str:
-    return f"{size}: a {what} is at most {limit} bytes; is this the right file?"
+    return f"{size}: a {what} file is at most {limit} bytes; is this the right file?"
 
 
 def _file_kind(mode: int) -> str:

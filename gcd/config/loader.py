@@ -289,7 +289,7 @@ def read_policy_file(path: Path) -> bytes:
     """The bytes of the policy file at `path`: a regular file of at most `MAX_POLICY_BYTES`,
     read without blocking on a FIFO or device (`gcd.config.files`). Raises PolicyError."""
     try:
-        return read_regular_file(path, MAX_POLICY_BYTES, "policy file")
+        return read_regular_file(path, MAX_POLICY_BYTES, "policy")
     except FileRefused as exc:
         raise PolicyError([PolicyProblem(str(path), 1, 1, "", str(exc))]) from None
 

@@ -114,7 +114,7 @@ def _place(positions: dict[FieldPath, tuple[int, int]], path: FieldPath) -> tupl
 
 def _positions(path: Path) -> dict[FieldPath, tuple[int, int]]:
     try:
-        text = read_regular_file(path, MAX_POLICY_BYTES, "policy file").decode("utf-8-sig")
+        text = read_regular_file(path, MAX_POLICY_BYTES, "policy").decode("utf-8-sig")
         document = Document(str(path))
         compose(text, document)
     except (FileRefused, UnicodeDecodeError, Limit, yaml.YAMLError):

@@ -162,7 +162,7 @@ class WebConfig:
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web-config file, including loading its TLS files once."""
     try:
-        text = read_regular_file(path, MAX_WEB_CONFIG_BYTES, "web-config file").decode("utf-8")
+        text = read_regular_file(path, MAX_WEB_CONFIG_BYTES, "web-config").decode("utf-8")
     except FileRefused as exc:
         raise WebConfigError(
             f"{path}: {exc}. Check the path given for the metrics web-config"
