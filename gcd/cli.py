@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from gcd import __version__
 from gcd.config.loader import load_policy
+from gcd.config.sites import unmatched_patterns
 from gcd.config.trusted import load_trusted_policy, policy_findings
 from gcd.config.webconfig import load_web_config
 from gcd.core.explain import container_named, explain_container, explain_volume, volume_named
@@ -166,6 +167,16 @@ def _parser() -> argparse.ArgumentParser:
 def _plan(args: argparse.Namespace) -> int:
     policy = load_trusted_policy(args.policy)
     planned = plan_once(Engine(args.host), policy, args.state_dir)
+    for unmatched in unmatched_patterns(policy, planned.snapshot):
+        print(f"gcd: warning: {unmatched}", file=sys.stderr)
+        log.warning(
+            "keep_pattern_matches_nothing",
+            file=unmatched.file,
+            line=unmatched.line,
+            column=unmatched.column,
+            field=unmatched.field,
+            pattern=unmatched.pattern,
+        )
     if args.output == "json":
         write_json(plan_document(planned.plan, args.format_version), sys.stdout)
     else:
