@@ -13,7 +13,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from gcd import __version__
-from gcd.config.loader import load_policy
+from gcd.config.loader import load_policy, read_policy_file
 from gcd.config.sites import unmatched_patterns
 from gcd.config.trusted import load_trusted_policy, policy_findings
 from gcd.config.webconfig import load_web_config
@@ -197,7 +197,7 @@ def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     restore_counters(metrics, args.textfile / DEFAULT_TEXTFILE_NAME)
-    metrics.record_policy_loaded(args.policy.read_bytes())
+    metrics.record_policy_loaded(read_policy_file(args.policy))
     started = time.monotonic()
     try:
         result = run_once(Engine(args.host), policy, args.state_dir)
