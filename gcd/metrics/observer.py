@@ -8,12 +8,12 @@ from pathlib import Path
 
 import structlog
 
-from gcd.core.budget import Pressure
 from gcd.config.loader import read_policy_file
+from gcd.core.budget import Pressure
 from gcd.core.kind import Kind
 from gcd.cycle import RunResult
-from gcd.metrics.definitions import Metrics
 from gcd.errors import PolicyError
+from gcd.metrics.definitions import Metrics
 from gcd.observer import CycleObserver
 
 log = structlog.get_logger("gcd.metrics")
