@@ -171,8 +171,11 @@ class Engine:
 
     def _send(self, kind: str, wait: Wait, request: Callable[[], Any]) -> Any:
         """One request of `kind` (its strike key, `DELETE /images/{id}`), bounded by `wait`.
-        An unanswered one raises `EngineNoAnswerError` (or `EngineDownError` at the limit), a
-        refused connection `EngineUnreachableError`; the SDK's own errors pass through."""
+        A timed-out one raises `EngineNoAnswerError` (or `EngineDownError` at the limit), and
+        so does a removal whose connection was lost after it was sent (the kind re-inspects);
+        a refused connection, or a read's lost one (dockerd stopped under it), raises
+        `EngineUnreachableError`, which ends a run at once. The SDK's own errors pass
+        through."""
         self._strikes.check()
         _ = self.client
         bound = self.timeouts.seconds(wait)
@@ -180,7 +183,9 @@ class Engine:
             with waiting(bound):
                 result = request()
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
-            if not is_no_answer(exc):
+            timed_out = isinstance(exc, requests.exceptions.Timeout)
+            modifying = wait in (Wait.REMOVE, Wait.PRUNE)
+            if not is_no_answer(exc) or not (timed_out or modifying):
                 raise _unreachable(self.host, exc) from exc
             raise self._strikes.missed(kind, exc, bound[1]) from exc
         except docker.errors.APIError:

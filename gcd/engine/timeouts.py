@@ -17,12 +17,14 @@ A bound is for the engine's silence (urllib3's read timeout): an answer that kee
 not cut. `GET /events` is a stream and waits for its next event without bound (it is closed
 when gcd stops).
 
-The give-up rule: a request that gets no answer in time, or whose connection is lost before
-the answer, is a *strike* for its kind of request (say `DELETE /images/{id}`); an answer to
-that kind clears its strikes. At `give_up_after` (3) strikes in a row of one kind the engine is
-marked *down* for the rest of the run: no further request is sent, the run stops, the rest of
-its plan is `not_attempted`, and it exits 3 (engine unreachable). A read the snapshot needs
-ends the run at its first strike, as before: there is no plan without it.
+The give-up rule: a request that gets no answer in time, or a removal whose connection is lost
+after it was sent, is a *strike* for its kind of request (say `DELETE /images/{id}`); an
+answer to that kind clears its strikes. At `give_up_after` (3) strikes in a row of one kind
+the engine is marked *down* for the rest of the run: no further request is sent, the run
+stops, the rest of its plan is `not_attempted`, and it exits 3 (engine unreachable). A read
+the snapshot needs ends the run at its first strike (exit 3): there is no plan without it. A
+refused connection, or a read whose connection is lost (dockerd stopped), ends the run at
+once, as before.
 
 `GCD_ENGINE_TIMEOUTS` overrides the values, e.g. `connect=1,read=2,remove=2,give_up_after=2`
 (a test and tuning knob; the keys are the fields of `Timeouts`).
