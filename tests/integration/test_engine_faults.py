@@ -303,6 +303,9 @@ def test_a_reset_after_a_forwarded_delete_is_re_inspected_as_removed(host: Host)
     assert done.returncode == 0, done.stderr
     outcomes = _outcomes(done)
     assert set(outcomes.values()) == {"removed"}, outcomes
+    details = [o["detail"] for o in json.loads(done.stdout)["outcomes"]]
+    (lost,) = [d for d in details if "re-inspected" in d]  # the one whose answer was lost
+    assert "lost its connection" in lost
     assert not set(host.doomed) & host.present()
     assert host.wrongly_removed() == 0
     record(
