@@ -1,31 +1,29 @@
-"""The only module that imports docker: a typed facade over `docker.APIClient`.
+"""A typed facade over `docker.APIClient`: one method per request gcd makes.
 
-Every docker and requests exception is translated here, in one place, into gcd's own
-outcomes and errors (`engine-facts.md` §1.1 for the status codes per engine version).
+How each request is sent, bounded, translated into gcd's own outcomes and errors, and its
+answer checked, is `calls.py`; with `transport.py` these are the only modules that import
+docker.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
-from pydantic import TypeAdapter
 
 from gcd.engine.answers import Shape, check
-from gcd.engine.api import RemoveResult, RemoveStatus, refused
+from gcd.engine.api import RemoveResult, RemoveStatus
+from gcd.engine.calls import CheckedEvents, EngineCalls, unreachable
 from gcd.engine.hosts import parse_host
 from gcd.engine.timeouts import Timeouts, Wait
-from gcd.engine.transport import SdkClient, Strikes, describe_error, is_no_answer, waiting
+from gcd.engine.transport import SdkClient, Strikes, is_no_answer, waiting
 from gcd.errors import (
-    EngineDownError,
     EngineError,
-    EngineNoAnswerError,
-    EngineUnreachableError,
 )
 
 __all__ = [
@@ -79,14 +77,6 @@ def _full_id(name: str) -> bool:
     return name.startswith("sha256:") and len(name) == 71
 
 
-def _answer(body: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """`DELETE /images/{name}`'s body (checked): (`Untagged` references, `Deleted` ids)."""
-    items = body if isinstance(body, list) else []
-    untagged = tuple(str(i["Untagged"]) for i in items if isinstance(i, dict) and i.get("Untagged"))
-    deleted = tuple(str(i["Deleted"]) for i in items if isinstance(i, dict) and i.get("Deleted"))
-    return untagged, deleted
-
-
 def is_podman(server: Mapping[str, Any]) -> bool:
     """`GET /version` of Podman's service names a component "Podman Engine"."""
     components = server.get("Components")
@@ -95,14 +85,7 @@ def is_podman(server: Mapping[str, Any]) -> bool:
     )
 
 
-def _unreachable(host: str, exc: BaseException) -> EngineUnreachableError:
-    return EngineUnreachableError(
-        f"cannot reach the Docker engine at {host}: {describe_error(exc)}. Is dockerd running, "
-        "and may this user open its socket? Set --host or DOCKER_HOST to choose another engine"
-    )
-
-
-class Engine:
+class Engine(EngineCalls):
     """A Docker engine, implementing `gcd.engine.api.EngineApi`. Methods return parsed JSON
     of the Engine API, checked against its shape (`answers.py`); records are made in
     `snapshot.py`. The client is created lazily: constructing an Engine checks the address
@@ -140,7 +123,7 @@ class Engine:
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 if isinstance(exc, requests.exceptions.RequestException) and is_no_answer(exc):
                     raise self._strikes.missed("GET /version", exc, self.timeouts.probe) from exc
-                raise _unreachable(self.host, exc) from exc
+                raise unreachable(self.host, exc) from exc
         return self._client
 
     def new_run(self) -> None:
@@ -168,59 +151,6 @@ class Engine:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-    def _send(self, kind: str, wait: Wait, request: Callable[[], Any]) -> Any:
-        """One request of `kind` (its strike key, `DELETE /images/{id}`), bounded by `wait`.
-        A timed-out one raises `EngineNoAnswerError` (or `EngineDownError` at the limit), and
-        so does a removal whose connection was lost after it was sent (the kind re-inspects);
-        a refused connection, or a read's lost one (dockerd stopped under it), raises
-        `EngineUnreachableError`, which ends a run at once. The SDK's own errors pass
-        through."""
-        self._strikes.check()
-        _ = self.client
-        bound = self.timeouts.seconds(wait)
-        try:
-            with waiting(bound):
-                result = request()
-        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
-            timed_out = isinstance(exc, requests.exceptions.Timeout)
-            modifying = wait in (Wait.REMOVE, Wait.PRUNE)
-            if not is_no_answer(exc) or not (timed_out or modifying):
-                raise _unreachable(self.host, exc) from exc
-            raise self._strikes.missed(kind, exc, bound[1]) from exc
-        except docker.errors.APIError:
-            self._strikes.answered(kind)
-            raise
-        self._strikes.answered(kind)
-        return result
-
-    def _call(
-        self,
-        kind: str,
-        wait: Wait,
-        shape: TypeAdapter[Any] | None,
-        request: Callable[[], Any],
-        what: str | None = None,
-    ) -> Any:
-        """`_send`, with every other failure an `EngineError` saying what failed, and the
-        answer checked against `shape`. `what` names the request in messages (with its id)."""
-        what = what or kind
-        try:
-            answer = self._send(kind, wait, request)
-        except requests.exceptions.RequestException as exc:
-            # A truncated body, invalid JSON (requests' JSONDecodeError), a broken chunk.
-            raise EngineError(
-                f"{what}: the engine's answer could not be read: {describe_error(exc)}. "
-                "Check the engine's log and any proxy in front of its socket"
-            ) from exc
-        except docker.errors.APIError as exc:
-            raise EngineError(f"{what} failed: {describe_error(exc.explanation or exc)}") from exc
-        except docker.errors.DockerException as exc:
-            raise _unreachable(self.host, exc) from exc
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            # The SDK reading an answer of the wrong shape itself (never seen from dockerd).
-            raise EngineError(f"{what}: the engine's answer could not be read: {exc!r}") from exc
-        return answer if shape is None else check(what, shape, answer)
 
     def info(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET /info", Wait.PROBE, Shape.INFO, self.client.info)
@@ -281,17 +211,6 @@ class Engine:
                 ),
             )
         )
-
-    def _call_or_none(
-        self, kind: str, what: str, shape: TypeAdapter[Any], method: Callable[[], Any]
-    ) -> Any:
-        """`_call` of a read, with None for a 404: the object does not (or no longer) exist."""
-        try:
-            return self._call(kind, Wait.READ, shape, method, what)
-        except EngineError as exc:
-            if isinstance(exc.__cause__, docker.errors.NotFound):
-                return None
-            raise
 
     def inspect_image(self, image: str) -> dict[str, Any] | None:
         """`GET /images/{id}/json`, or None when the image does not exist."""
@@ -396,49 +315,6 @@ class Engine:
             return RemoveResult(RemoveStatus.REMOVED, untagged=(f"{repository}:{tag}",))
         return result
 
-    def _removal(
-        self,
-        kind: str,
-        request: Callable[[], Any],
-        *,
-        shape: TypeAdapter[Any] | None = None,
-        wait: Wait = Wait.REMOVE,
-    ) -> RemoveResult:
-        """A modifying request, classified. A request without an answer — timed out, or its
-        connection lost after it was sent — is `TIMEOUT` or `CONNECTION_LOST`, for the kind
-        to re-inspect (the engine may have carried it out); an unreadable answer is a
-        `SERVER_ERROR`, re-inspected too. Only a refused connection, or gcd giving up on the
-        engine (`EngineDownError`), raises."""
-        try:
-            body = self._send(kind, wait, request)
-        except EngineDownError:
-            raise
-        except EngineNoAnswerError as exc:
-            status = RemoveStatus.TIMEOUT if exc.timed_out else RemoveStatus.CONNECTION_LOST
-            return RemoveResult(status, str(exc))
-        except docker.errors.NotFound as exc:
-            return RemoveResult(RemoveStatus.NOT_FOUND, describe_error(exc.explanation or exc))
-        except docker.errors.APIError as exc:
-            return refused(exc.status_code or 0, describe_error(exc.explanation or exc))
-        except requests.exceptions.RequestException as exc:
-            return RemoveResult(
-                RemoveStatus.SERVER_ERROR,
-                f"{kind}: the engine's answer could not be read: {describe_error(exc)}",
-            )
-        except docker.errors.DockerException as exc:
-            raise _unreachable(self.host, exc) from exc
-        except EngineError as exc:  # an answer of the wrong shape, checked inside `request`
-            return RemoveResult(RemoveStatus.SERVER_ERROR, str(exc))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            return RemoveResult(RemoveStatus.SERVER_ERROR, f"{kind}: unreadable answer: {exc!r}")
-        if shape is not None:
-            try:
-                check(kind, shape, body)
-            except EngineError as exc:
-                return RemoveResult(RemoveStatus.SERVER_ERROR, str(exc))
-        untagged, deleted = _answer(body) if shape is not None else ((), ())
-        return RemoveResult(RemoveStatus.REMOVED, untagged=untagged, deleted=deleted)
-
     def events(self, since: int | None = None, **filters: list[str]) -> Iterator[dict[str, Any]]:
         """`GET /events` as decoded dicts; ends silently when dockerd stops (reconnect)."""
         stream: Iterator[Any] = self._call(
@@ -447,7 +323,7 @@ class Engine:
             None,
             lambda: self.client.events(since=since, filters=filters or None, decode=True),
         )
-        return _CheckedEvents(stream)
+        return CheckedEvents(stream)
 
     # -- networks and build cache ------------------------------------------------------------
 
@@ -548,29 +424,3 @@ class Engine:
             deleted=deleted,
             reclaimed_bytes=int(reclaimed) if isinstance(reclaimed, int) else 0,
         )
-
-
-class _CheckedEvents:
-    """The event stream, each event checked (`EngineError` for one of another shape, after
-    which the watcher reconnects). `close` closes the HTTP response under it, which also ends
-    a read blocked in another thread (`UsageTracker.stop`)."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._events = iter(stream)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return self
-
-    def __next__(self) -> dict[str, Any]:
-        try:
-            event = next(self._events)
-        except (requests.exceptions.RequestException, ValueError) as exc:
-            raise EngineError(f"GET /events: the stream broke: {describe_error(exc)}") from exc
-        checked: dict[str, Any] = check("GET /events", Shape.EVENT, event)
-        return checked
-
-    def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
