@@ -72,6 +72,12 @@ class Host:
     def container_present(self) -> bool:
         return any(c["Id"] == self.container for c in self.api.containers(all=True))
 
+    @property
+    def at_risk(self) -> int:
+        """What the policy keeps: the kept images and the container (the policy has no
+        containers section, so gcd must never touch it)."""
+        return len(self.kept) + 1
+
     def wrongly_removed(self) -> int:
         """Kept objects gone, by the engine's own listing (not gcd's report)."""
         gone = sum(1 for i in self.kept if i not in self.present())
@@ -171,8 +177,8 @@ def test_a_garbled_answer_is_an_engine_error_and_nothing_is_removed(
     record(
         Figure(
             area=AREA,
-            scenario=f"garbled GET {path}",
-            at_risk=len(host.kept) + 1 + len(host.doomed),
+            scenario=f"garbled GET {path}: {body[:24]}",
+            at_risk=host.at_risk,
             wrongly_removed=host.wrongly_removed(),
             faults=2,
             inputs=2,
@@ -191,7 +197,16 @@ def test_a_truncated_answer_is_an_engine_error(host: Host) -> None:
     assert "GET /images/json: the engine's answer could not be read" in failure["error"]
     assert set(host.doomed) <= host.present()
     assert host.wrongly_removed() == 0
-    record(Figure(area=AREA, scenario="truncated GET /images/json", at_risk=3, faults=1, inputs=1))
+    record(
+        Figure(
+            area=AREA,
+            scenario="truncated GET /images/json",
+            at_risk=host.at_risk,
+            wrongly_removed=host.wrongly_removed(),
+            faults=1,
+            inputs=1,
+        )
+    )
 
 
 def test_garbled_inspects_fail_each_object_and_the_run_goes_on(host: Host) -> None:
@@ -210,7 +225,8 @@ def test_garbled_inspects_fail_each_object_and_the_run_goes_on(host: Host) -> No
         Figure(
             area=AREA,
             scenario="garbled image inspects during a run",
-            at_risk=len(host.kept) + 1 + len(host.doomed),
+            at_risk=host.at_risk,
+            wrongly_removed=host.wrongly_removed(),
             faults=len(host.doomed),
             inputs=len(host.doomed),
         )
@@ -236,7 +252,11 @@ def test_a_listing_hung_in_the_snapshot_ends_the_run_within_its_bound(
     assert host.wrongly_removed() == 0
     record(
         Figure(
-            area=AREA, scenario="GET /containers/json hangs in the snapshot", at_risk=3, faults=1
+            area=AREA,
+            scenario="GET /containers/json hangs in the snapshot",
+            at_risk=host.at_risk,
+            wrongly_removed=host.wrongly_removed(),
+            faults=1,
         )
     )
 
@@ -261,7 +281,8 @@ def test_a_listing_hung_during_the_run_gives_up_after_three(host: Host, fast: No
         Figure(
             area=AREA,
             scenario="GET /containers/json hangs during a run",
-            at_risk=len(host.kept) + 1 + len(host.doomed),
+            at_risk=host.at_risk,
+            wrongly_removed=host.wrongly_removed(),
             faults=3,
         )
     )
@@ -288,7 +309,8 @@ def test_hung_deletes_are_re_inspected_and_the_run_gives_up_after_three(
         Figure(
             area=AREA,
             scenario="DELETE hangs: 3 strikes, then not attempted",
-            at_risk=len(host.kept) + 1 + len(host.doomed),
+            at_risk=host.at_risk,
+            wrongly_removed=host.wrongly_removed(),
             faults=3,
         )
     )
@@ -312,7 +334,8 @@ def test_a_reset_after_a_forwarded_delete_is_re_inspected_as_removed(host: Host)
         Figure(
             area=AREA,
             scenario="connection reset after a DELETE reached the engine",
-            at_risk=len(host.kept) + 1,
+            at_risk=host.at_risk,
+            wrongly_removed=host.wrongly_removed(),
             faults=1,
             removed=len(outcomes),
         )
@@ -335,7 +358,8 @@ def test_a_500_on_a_delete_fails_that_image_only_and_nothing_is_forced(host: Hos
         Figure(
             area=AREA,
             scenario="HTTP 500 on one DELETE",
-            at_risk=len(host.kept) + 1,
+            at_risk=host.at_risk,
+            wrongly_removed=host.wrongly_removed(),
             faults=1,
             removed=3,
         )
@@ -409,4 +433,10 @@ def test_the_daemon_refuses_a_malformed_host_at_once(tmp_path: Path, address: st
         code = daemon.process.wait(20)
     assert code == 2
     assert SECRET not in "".join(daemon.raw)
-    record(Figure(area=AREA, scenario="daemon with a malformed host", inputs=1))
+    record(
+        Figure(
+            area=AREA,
+            scenario="daemon, --host " + ("with a password" if SECRET in address else address),
+            inputs=1,
+        )
+    )
