@@ -244,6 +244,7 @@ def _daemon(args: argparse.Namespace) -> int:
     from gcd.daemon import Daemon, DaemonSettings  # noqa: PLC0415 - keeps one-shot start-up lean
 
     policy = load_trusted_policy(args.policy)
+    engine = Engine(args.host)  # a malformed address is exit 2 before anything starts
     ensure_state_dir(args.state_dir)
     State.load(args.state_dir)  # a damaged database stops the daemon here, not every cycle
     web_config = load_web_config(args.web_config) if args.web_config else None
@@ -255,7 +256,7 @@ def _daemon(args: argparse.Namespace) -> int:
         server.start()
     settings = DaemonSettings(policy_path=args.policy, state_dir=args.state_dir, host=args.host)
     try:
-        return Daemon(settings, policy, observer=MetricsObserver(metrics)).run()
+        return Daemon(settings, policy, observer=MetricsObserver(metrics), engine=engine).run()
     finally:
         if server is not None:
             server.stop()
