@@ -167,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
 def _plan(args: argparse.Namespace) -> int:
     policy = load_trusted_policy(args.policy)
     planned = plan_once(Engine(args.host), policy, args.state_dir)
-    for unmatched in unmatched_patterns(policy, planned.snapshot):
+    warnings = unmatched_patterns(policy, planned.snapshot)
+    for unmatched in warnings:
         print(f"gcd: warning: {unmatched}", file=sys.stderr)
         log.warning(
             "keep_pattern_matches_nothing",
@@ -178,7 +179,7 @@ def _plan(args: argparse.Namespace) -> int:
             pattern=unmatched.pattern,
         )
     if args.output == "json":
-        write_json(plan_document(planned.plan, args.format_version), sys.stdout)
+        write_json(plan_document(planned.plan, args.format_version, warnings), sys.stdout)
     else:
         write_plan_table(planned.plan, sys.stdout)
     return ExitCode.RUN_REFUSED if planned.plan.refusal else ExitCode.OK

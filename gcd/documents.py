@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any
 
+from gcd.config.sites import Unmatched
 from gcd.core.kind import Kind
 from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision, Plan
@@ -144,18 +146,38 @@ def plan_summary(plan: Plan, version: int = LATEST_FORMAT) -> dict[str, Any]:
     }
 
 
-def plan_document(plan: Plan, version: int = LATEST_FORMAT) -> dict[str, Any]:
+def plan_document(
+    plan: Plan, version: int = LATEST_FORMAT, warnings: Sequence[Unmatched] = ()
+) -> dict[str, Any]:
+    """`warnings`: the keep patterns that match no current object (`gcd.config.sites`), so
+    that a script reading the plan sees a probable typo as the operator on a terminal does."""
     head: dict[str, Any] = {"format": version}
     head["kind" if version == 1 else "document"] = "plan"
     head |= {"created_at": plan.created_at.isoformat(), "refusal": plan.refusal}
     if version >= 2:
         head |= {"pressure": plan.pressure, "shortfall": plan.shortfall}
-    return {
+    document = {
         **head,
         "summary": plan_summary(plan, version),
         "decisions": [
             decision_record(d, version)
             for d in (_images(plan.decisions) if version == 1 else plan.decisions)
+        ],
+    }
+    if version == 1:  # format 1 keeps exactly its fields: scripts may check them
+        return document
+    return document | {
+        "warnings": [
+            {
+                "file": w.file,
+                "line": w.line,
+                "column": w.column,
+                "field": w.field,
+                "pattern": w.pattern,
+                "kind": w.kind,
+                "message": str(w),
+            }
+            for w in warnings
         ],
     }
 

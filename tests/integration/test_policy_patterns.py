@@ -88,4 +88,8 @@ def test_plan_warns_of_a_keep_pattern_that_matches_no_current_image(
     (warning,) = [e for e in events if e["event"] == "keep_pattern_matches_nothing"]
     assert (warning["line"], warning["column"], warning["pattern"]) == (4, 19, "t/ap:*")
     assert "t/app:5" not in result.stderr  # the pattern that matches is not warned of
+    scripted = gcd(clean_engine.host, five, "plan", "--policy", str(policy), "--output", "json")
+    (listed,) = json.loads(scripted.stdout)["warnings"]
+    assert (listed["line"], listed["column"], listed["pattern"]) == (4, 19, "t/ap:*")
+    assert listed["kind"] == "image"
     assert present(api) == set(TAGS)  # a plan deletes nothing
