@@ -97,19 +97,22 @@ def test_a_second_run_beside_a_running_one_is_turned_away_and_nothing_goes_twice
         run_gcd(clean_engine.host, state_dir, "run", "--once", "--policy", str(policy))
         for _ in range(3)
     ]
-    out, err = first.communicate(timeout=120)
+    _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err[-2000:]
     for second in seconds:
         assert second.code == 5, second.stderr[-2000:]
-        assert "holds" in second.stderr and f"pid {first.pid}" in second.stderr
+        assert "holds" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
         assert second.removed_images == []
         assert not has_traceback(second.stderr)
     removed = [str(e["image"]) for e in parse_events(err) if e.get("event") == "image_removed"]
     assert sorted(removed) == sorted(short(i) for i in junk)
     present = image_ids(api)
-    assert kept <= present and not junk & present
+    assert kept <= present
+    assert not junk & present
     after = run_gcd(clean_engine.host, state_dir, "run", "--once", "--policy", str(policy))
-    assert after.code == 0 and after.removed_images == []  # the lock was released
+    assert after.code == 0  # the lock was released
+    assert after.removed_images == []
     assert integrity(state_dir) == "ok"
     record(
         Figure(
