@@ -12,6 +12,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ POLICY = (
     "  every: 1s\n"
 )
 JUNK = 16
-DELETE_HOLD_SECONDS = 0.25
+DELETE_HOLD_SECONDS = 0.35
 
 
 @pytest.fixture
@@ -93,10 +94,16 @@ def test_a_second_run_beside_a_running_one_is_turned_away_and_nothing_goes_twice
     command = gcd_command(slow.host, state_dir, "run", "--once", "--policy", str(policy))
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert arrived.wait(60), "the first run never deleted"
-    seconds = [
-        run_gcd(clean_engine.host, state_dir, "run", "--once", "--policy", str(policy))
-        for _ in range(3)
-    ]
+    with ThreadPoolExecutor(3) as pool:  # three at once, while the first still deletes
+        seconds = list(
+            pool.map(
+                lambda _n: run_gcd(
+                    clean_engine.host, state_dir, "run", "--once", "--policy", str(policy)
+                ),
+                range(3),
+            )
+        )
+    assert first.poll() is None, "the first run ended before the others: no overlap proven"
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err[-2000:]
     for second in seconds:
