@@ -13,7 +13,8 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from gcd import __version__
-from gcd.config.loader import load_policy
+from gcd.config.loader import load_policy, read_policy_file
+from gcd.config.sites import unmatched_patterns
 from gcd.config.trusted import load_trusted_policy, policy_findings
 from gcd.config.webconfig import load_web_config
 from gcd.core.explain import container_named, explain_container, explain_volume, volume_named
@@ -166,6 +167,16 @@ def _parser() -> argparse.ArgumentParser:
 def _plan(args: argparse.Namespace) -> int:
     policy = load_trusted_policy(args.policy)
     planned = plan_once(Engine(args.host), policy, args.state_dir)
+    for unmatched in unmatched_patterns(policy, planned.snapshot):
+        print(f"gcd: warning: {unmatched}", file=sys.stderr)
+        log.warning(
+            "keep_pattern_matches_nothing",
+            file=unmatched.file,
+            line=unmatched.line,
+            column=unmatched.column,
+            field=unmatched.field,
+            pattern=unmatched.pattern,
+        )
     if args.output == "json":
         write_json(plan_document(planned.plan, args.format_version), sys.stdout)
     else:
@@ -186,7 +197,7 @@ def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     restore_counters(metrics, args.textfile / DEFAULT_TEXTFILE_NAME)
-    metrics.record_policy_loaded(args.policy.read_bytes())
+    metrics.record_policy_loaded(read_policy_file(args.policy))
     started = time.monotonic()
     try:
         result = run_once(Engine(args.host), policy, args.state_dir)
@@ -233,6 +244,7 @@ def _daemon(args: argparse.Namespace) -> int:
     from gcd.daemon import Daemon, DaemonSettings  # noqa: PLC0415 - keeps one-shot start-up lean
 
     policy = load_trusted_policy(args.policy)
+    engine = Engine(args.host)  # a malformed address is exit 2 before anything starts
     ensure_state_dir(args.state_dir)
     State.load(args.state_dir)  # a damaged database stops the daemon here, not every cycle
     web_config = load_web_config(args.web_config) if args.web_config else None
@@ -244,7 +256,7 @@ def _daemon(args: argparse.Namespace) -> int:
         server.start()
     settings = DaemonSettings(policy_path=args.policy, state_dir=args.state_dir, host=args.host)
     try:
-        return Daemon(settings, policy, observer=MetricsObserver(metrics)).run()
+        return Daemon(settings, policy, observer=MetricsObserver(metrics), engine=engine).run()
     finally:
         if server is not None:
             server.stop()

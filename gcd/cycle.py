@@ -62,6 +62,7 @@ def plan_once(
     """Snapshot and evaluate. Records first-seen times, so local age accrues from here, and
     reconciles last use from the containers that are active now (events are only hints)."""
     moment = now or utc_now()
+    engine.new_run()  # a stall gcd gave up on in an earlier run is tried afresh
     state = State.load(state_dir)
     # Stopped containers are inspected (their exit time, restart policy) only when the policy
     # may remove containers: an images-only policy pays nothing per container.

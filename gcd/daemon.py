@@ -1,9 +1,16 @@
 """`gcd daemon`: cycles on a schedule and under disk pressure, reload on SIGHUP, sd_notify.
 
-Threads: APScheduler's worker runs cycles (one at a time: `max_instances=1`, coalesced, and a
-cycle lock shared with the disk-pressure check); the usage tracker follows events; the main
-thread handles signals, readiness and the watchdog. The watchdog is pinged only while the
-scheduler's heartbeat job keeps running, so a wedged scheduler stops the pings.
+Threads: APScheduler's jobs run cycles (one at a time: `max_instances=1`, coalesced, and a
+cycle lock shared with the disk-pressure check), the reachability probe, the use flush and the
+heartbeat, each in a daemon thread (gcd.jobs.DaemonThreads); the usage tracker follows
+events; a reload reads the policy on a thread of its own; the main thread handles signals,
+readiness and the watchdog. The watchdog is pinged only while the scheduler's heartbeat job
+keeps running, so a wedged scheduler stops the pings; a scheduler thread that died ends the
+daemon (exit 1).
+
+Every job is a boundary: an exception escaping it (a garbled engine answer the parsing did
+not foresee, a bug) is logged as one structured event (`cycle_failed` with result "crash",
+or `job_failed`), counted, and the daemon carries on.
 """
 
 from __future__ import annotations
@@ -12,35 +19,44 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 import structlog
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gcd.config.trusted import load_trusted_policy
-from gcd.core.budget import Pressure
 from gcd.core.policy import Policy
-from gcd.cycle import RunResult, run_once, usage_after, utc_now
+from gcd.cycle import RunResult, run_once, usage_after
+from gcd.diskwatch import DiskWatch
 from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.engine.usage import UsageTracker
 from gcd.errors import (
     EngineError,
     EngineUnreachableError,
+    ExitCode,
     GcdError,
-    InsecurePolicyError,
     PolicyError,
 )
-from gcd.host.disk import DiskUsage, measure
-from gcd.host.state import Scope, State
+from gcd.jobs import (
+    Background,
+    DaemonThreads,
+    ReloadTimeoutError,
+    ScheduleError,
+    Triggers,
+    build_triggers,
+    guarded,
+    scheduler_alive,
+)
 from gcd.observer import CycleObserver
+from gcd.probe import engine_reachable
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
+from gcd.uses import UseBuffer
 
 log = structlog.get_logger("gcd.daemon")
 
@@ -60,6 +76,15 @@ class DaemonSettings:
     policy_path: Path
     state_dir: Path
     host: str | None = None
+    probe_every_seconds: float = 15.0
+    """`GET /_ping` between cycles, for gcd_engine_up (also probed at each cycle's start)."""
+    probe_timeout_seconds: float = 5.0
+    """A probe without an answer within this is "unreachable"."""
+    reload_deadline_seconds: float = 10.0
+    """A SIGHUP's policy load taking longer is abandoned; the running policy stays."""
+    stop_grace_seconds: float = 5.0
+    """On SIGTERM, how long to wait for a running cycle to notice the stop (it checks between
+    deletions); a cycle stuck in a request is then abandoned and the daemon exits anyway."""
 
 
 class Daemon:
@@ -69,28 +94,32 @@ class Daemon:
         policy: Policy,
         observer: CycleObserver | None = None,
         notifier: Notifier | None = None,
+        *,
+        engine: Engine | None = None,
+        load_policy: Callable[[Path], Policy] = load_trusted_policy,
     ) -> None:
         self.settings = settings
         self.policy = policy
-        self.engine = Engine(settings.host)
+        self.engine = engine or Engine(settings.host)
         self.observer = observer or CycleObserver()
         self.notifier = notifier or Notifier()
+        self.load_policy = load_policy
         self.stop_event = threading.Event()
         self.reload_requested = threading.Event()
         self.cycle_lock = threading.Lock()
         self.state_lock = threading.Lock()
         self.heartbeat = time.monotonic()
-        self.pending_uses: dict[tuple[Scope, str], datetime] = {}
-        self.pending_lock = threading.Lock()
-        self.pressure_backoff_until = 0.0
+        self.uses = UseBuffer(settings.state_dir, self.state_lock)
+        self.disk = DiskWatch(self.engine, self.observer, lambda: self.policy)
         self.last_status = "starting"
+        self.pending_load: Background[Policy] | None = None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(2)},
+            executors={"default": DaemonThreads()},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 3600},
         )
         self.tracker = UsageTracker(
-            self.engine, self._record_use, on_reconnect=self.observer.events_reconnected
+            self.engine, self.uses.record, on_reconnect=self.observer.events_reconnected
         )
 
     # -- signals ---------------------------------------------------------------------------
@@ -109,84 +138,28 @@ class Daemon:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def _record_use(self, scope: Scope, image_id: str, when: datetime) -> None:
-        # The event reader must never block (the engine drops events for slow readers), so
-        # uses are buffered here and written to the state by `flush_uses`.
-        with self.pending_lock:
-            previous = self.pending_uses.get((scope, image_id))
-            self.pending_uses[scope, image_id] = max(previous, when) if previous else when
-        log.debug("image_used", image=image_id[7:19], at=when.isoformat())
-
-    def flush_uses(self) -> None:
-        with self.pending_lock:
-            uses, self.pending_uses = self.pending_uses, {}
-        if not uses:
-            return
-        try:
-            with self.state_lock:
-                for scope in sorted({scope for scope, _ in uses}):
-                    state = State.load(self.settings.state_dir, scope)
-                    for (of, image_id), when in uses.items():
-                        if of == scope:
-                            state.mark_used(image_id, when)
-                    state.save()
-        except GcdError:
-            # Kept for the next flush: writing a use twice changes nothing (MAX).
-            with self.pending_lock:
-                for key, when in uses.items():
-                    newer = self.pending_uses.get(key)
-                    self.pending_uses[key] = max(newer, when) if newer else when
-            raise
-
-    def _flush_quietly(self) -> None:
-        try:
-            self.flush_uses()
-        except GcdError as exc:
-            log.warning("usage_flush_failed", error=str(exc))
-
     def _beat(self) -> None:
         if os.environ.get(WEDGE_ENV) and self.notifier.enabled:
             log.warning("scheduler_wedged_for_test")
             self.stop_event.wait()
         self.heartbeat = time.monotonic()
 
-    def disk_usage(self) -> DiskUsage | None:
-        disk = self.policy.schedule.disk
-        if disk is None:
-            return None
-        path = disk.path or str(self.engine.info().get("DockerRootDir", "/var/lib/docker"))
-        return measure(Path(path))
-
-    def _pressure(self, usage: DiskUsage | None) -> Pressure | None:
-        disk = self.policy.schedule.disk
-        if disk is None or usage is None:
-            return None
-        pressure = usage.pressure(disk.high, disk.low, disk.critical_ratio)
-        self.observer.disk_measured(pressure)
-        return pressure
-
-    def _remeasure(self) -> Pressure | None:
-        """The disk again, mid-cycle (after each kind's deletions): a failed measurement
-        only means the run goes on as planned."""
-        try:
-            return self._pressure(self.disk_usage())
-        except GcdError as exc:
-            log.warning("disk_check_failed", error=str(exc))
-            return None
+    def probe_engine(self) -> bool:
+        """gcd_engine_up from `GET /_ping`: 1 on any HTTP answer, 0 without one (gcd.probe)."""
+        up = engine_reachable(self.engine.host, self.settings.probe_timeout_seconds)
+        if up is None:  # a host the probe does not speak: the client's ping decides
+            try:
+                self.engine.ping()
+                up = True
+            except EngineUnreachableError:
+                up = False
+            except EngineError:
+                up = True
+        self.observer.engine_up(up)
+        return up
 
     def check_disk(self) -> None:
-        """The disk-pressure poll: above `high` → a cycle now, unless backing off."""
-        try:
-            pressure = self._pressure(self.disk_usage())
-        except GcdError as exc:
-            log.warning("disk_check_failed", error=str(exc))
-            return
-        if pressure is None or not pressure.above_high:
-            self.pressure_backoff_until = 0.0
-            return
-        backing_off = time.monotonic() < self.pressure_backoff_until
-        log.debug("disk_checked", detail=pressure.describe(), backing_off=backing_off)
-        if not backing_off:
+        if self.disk.due():
             self.run_cycle("pressure")
 
     def run_cycle(self, trigger: str) -> RunResult | None:
@@ -196,37 +169,55 @@ class Daemon:
         started = time.monotonic()
         try:
             return self._cycle(trigger, started)
+        except Exception as exc:  # the cycle's boundary: counted, logged once, carried on
+            self.observer.cycle_failed(trigger, "failure", time.monotonic() - started)
+            self._status(f"last cycle crashed: {type(exc).__name__}: {exc}")
+            log.error(
+                "cycle_failed",
+                trigger=trigger,
+                result="crash",
+                error_type=type(exc).__name__,
+                error=str(exc),
+                exc_info=exc,
+            )
+            return None
         finally:
             self.cycle_lock.release()
 
     def _cycle(self, trigger: str, started: float) -> RunResult | None:
         policy = self.policy
+        self.probe_engine()
         try:
-            before = self.disk_usage()
-            pressure = self._pressure(before)
-            self.flush_uses()
+            before = self.disk.usage()
+            pressure = self.disk.pressure(before)
+            self.uses.flush()
             with self.state_lock:
                 result = run_once(
                     self.engine,
                     policy,
                     self.settings.state_dir,
                     pressure=pressure,
-                    remeasure=self._remeasure,
+                    remeasure=self.disk.remeasure,
                     stop=self.stop_event,
                     trigger=trigger,
                 )
-            after = self.disk_usage()
-        except (EngineUnreachableError, EngineError) as exc:
-            self.observer.engine_up(False)
+            after = self.disk.usage()
+        except GcdError as exc:
+            if isinstance(exc, EngineUnreachableError):
+                self.observer.engine_up(False)
+            # An EngineError (a 500, an answer gcd cannot use) came from an engine that
+            # answered: gcd_engine_up stays as the probe measured it.
             self.observer.cycle_failed(trigger, "failure", time.monotonic() - started)
             self._status(f"last cycle failed: {exc}")
-            log.warning("cycle_failed", trigger=trigger, error=str(exc))
+            log.warning(
+                "cycle_failed",
+                trigger=trigger,
+                result="failure",
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
             return None
-        except GcdError as exc:
-            self.observer.cycle_failed(trigger, "failure", time.monotonic() - started)
-            self._status(f"last cycle failure: {exc}")
-            log.warning("cycle_failed", trigger=trigger, error=str(exc), result="failure")
-            return None
+        self.observer.engine_up(True)  # a snapshot was taken: the engine answered
         if result.plan.refusal is not None:
             self.observer.cycle_failed(trigger, "refused", time.monotonic() - started)
             self._status(f"last cycle refused: {result.plan.refusal}")
@@ -234,24 +225,24 @@ class Daemon:
                 "cycle_failed", trigger=trigger, error=result.plan.refusal, result="refused"
             )
             return None
-        self.observer.engine_up(True)
         self.observer.docker_usage(usage_after(result))
         fs_freed = before.used_bytes - after.used_bytes if before and after else None
-        self.observer.cycle_finished(trigger, result, time.monotonic() - started, fs_freed)
-        if result.plan.shortfall:
-            backoff = max(300.0, 10 * self._check_every_seconds())
-            self.pressure_backoff_until = time.monotonic() + backoff
-            log.warning("pressure_unresolved", detail=result.plan.pressure, backoff_s=backoff)
+        duration = time.monotonic() - started
+        self.observer.cycle_finished(trigger, result, duration, fs_freed)
+        self.disk.after_cycle(result.plan)
         removed = result.report.count(OutcomeStatus.REMOVED)
+        log.info(
+            "cycle_finished",
+            trigger=trigger,
+            removed=removed,
+            aborted=result.report.aborted,
+            duration_s=round(duration, 3),
+        )
         self._status(
             f"last cycle {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} ({trigger}): removed {removed}, "
             f"freed {result.freed_bytes} bytes"
         )
         return result
-
-    def _check_every_seconds(self) -> float:
-        disk = self.policy.schedule.disk
-        return disk.check_every.total_seconds() if disk else 30.0
 
     def _status(self, text: str) -> None:
         self.last_status = text
@@ -259,103 +250,190 @@ class Daemon:
 
     # -- schedule --------------------------------------------------------------------------
 
-    def _schedule_jobs(self) -> None:
-        schedule = self.policy.schedule
-        jitter = int(schedule.jitter.total_seconds()) or None
-        trigger: CronTrigger | IntervalTrigger
-        if schedule.cron is not None:
-            trigger = CronTrigger.from_crontab(schedule.cron, timezone=UTC)
-            trigger.jitter = jitter
-        else:
-            every = schedule.every or timedelta(hours=1)
-            trigger = IntervalTrigger(seconds=every.total_seconds(), jitter=jitter, timezone=UTC)
-        first_run = {} if self.scheduler.running or schedule.cron else {"next_run_time": utc_now()}
+    def _apply_schedule(self, triggers: Triggers, *, first: bool) -> None:
+        """Hand `triggers` (built and tried by `build_triggers`) to the scheduler."""
+        first_run = {"next_run_time": triggers.first_run} if first and triggers.first_run else {}
         self.scheduler.add_job(
-            self.run_cycle,
-            trigger,
-            args=("schedule",),
+            guarded("cycle", lambda: self.run_cycle("schedule")),
+            triggers.cycle,
             id="cycle",
             replace_existing=True,
             **first_run,
         )
-        if schedule.disk is not None:
+        if triggers.disk is not None:
             self.scheduler.add_job(
-                self.check_disk,
-                IntervalTrigger(seconds=schedule.disk.check_every.total_seconds(), timezone=UTC),
+                guarded("disk", self.check_disk),
+                triggers.disk,
                 id="disk",
                 replace_existing=True,
-                next_run_time=utc_now(),
+                next_run_time=datetime.now(UTC),
             )
         elif self.scheduler.get_job("disk") is not None:
             self.scheduler.remove_job("disk")
 
-    def reload(self) -> bool:
-        self.notifier.reloading(time.monotonic_ns() // 1000)
+    def _start_scheduler(self, triggers: Triggers) -> None:
+        every = self.settings.probe_every_seconds
+        self._apply_schedule(triggers, first=True)
+        self.scheduler.add_job(self._beat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="beat")
+        self.scheduler.add_job(
+            guarded("flush", self.uses.flush_quietly), IntervalTrigger(seconds=30), id="flush"
+        )
+        self.scheduler.add_job(
+            guarded("probe", self.probe_engine), IntervalTrigger(seconds=every), id="probe"
+        )
+        self.scheduler.start()
+        cycle = self.scheduler.get_job("cycle")
+        if not scheduler_alive(self.scheduler) or cycle is None or cycle.next_run_time is None:
+            raise ScheduleError(
+                f"{self.policy.source}: schedule: the scheduler did not start with the cycle "
+                "job (see the log above)"
+            )
+
+    def _poll_reload(self) -> None:
+        """Start a reload asked for by SIGHUP, or finish the one under way; never blocks."""
+        pending = self.pending_load
+        if pending is None:
+            if not self.reload_requested.is_set():
+                return
+            self.reload_requested.clear()
+            self.notifier.reloading(time.monotonic_ns() // 1000)
+            path = self.settings.policy_path
+            self.pending_load = Background(
+                "gcd-reload", lambda: self.load_policy(path), self.settings.reload_deadline_seconds
+            )
+            return
+        if pending.done.is_set() or pending.overdue:
+            self.pending_load = None
+            self._finish_reload(pending)
+
+    def _finish_reload(self, pending: Background[Policy]) -> bool:
+        # All or nothing: the new triggers are built and tried before anything is swapped.
         try:
-            # Checked like at start: a policy that others could now write is refused too.
-            policy = load_trusted_policy(self.settings.policy_path)
-        except (PolicyError, InsecurePolicyError) as exc:
-            self.observer.policy_reloaded(None)
-            log.error("policy_reload_failed", error=str(exc), kept=self.policy.source)
-            first = exc.problems[0] if isinstance(exc, PolicyError) else exc
-            self.notifier.ready(f"reload failed, kept the running policy: {first}")
-            return False
-        self.policy = policy
-        self._schedule_jobs()
+            if not pending.done.is_set():
+                raise ReloadTimeoutError(
+                    f"loading {self.settings.policy_path} took longer than "
+                    f"{pending.deadline_seconds:g} s (a FIFO, a device, a huge file?); "
+                    "abandoned"
+                )
+            if pending.error is not None:
+                raise pending.error
+            assert pending.value is not None
+            policy = pending.value
+            triggers = build_triggers(policy)
+        except Exception as exc:  # every failure keeps the running policy
+            return self._reload_failed(exc)
+        running = self.policy
+        try:
+            self.policy = policy
+            self._apply_schedule(triggers, first=False)
+        except Exception as exc:  # the scheduler refused the triggers: back to the old ones
+            self.policy = running
+            self._apply_schedule(build_triggers(running), first=False)
+            return self._reload_failed(exc)
         self.observer.policy_reloaded(self.settings.policy_path)
         log.info("policy_reloaded", policy=policy.source)
         self.notifier.ready(self.last_status)
         return True
 
+    def _reload_failed(self, exc: Exception) -> bool:
+        self.observer.policy_reloaded(None)
+        known = isinstance(exc, GcdError)
+        log.error(
+            "policy_reload_failed",
+            error=str(exc) if known else f"{type(exc).__name__}: {exc}",
+            error_type=type(exc).__name__,
+            kept=self.policy.source,
+            **({} if known else {"exc_info": exc}),
+        )
+        first = exc.problems[0] if isinstance(exc, PolicyError) else exc
+        self.notifier.ready(f"reload failed, kept the running policy: {first}")
+        return False
+
     # -- main loop -------------------------------------------------------------------------
 
     def _wait_for_engine(self) -> bool:
+        """Until the engine answers a ping (True) or SIGTERM (False). The ping runs beside
+        the main thread, which must honour SIGTERM whatever the engine does."""
         delay = 1.0
         while not self.stop_event.is_set():
-            try:
-                self.engine.ping()
-            except (EngineUnreachableError, EngineError) as exc:
-                self.observer.engine_up(False)
-                self._status(f"waiting for the Docker engine: {exc}")
-                log.warning("engine_unreachable", error=str(exc), retry_seconds=delay)
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, ENGINE_RETRY_MAX_SECONDS)
-                self.notifier.watchdog()
-                continue
-            self.observer.engine_up(True)
-            return True
+            ping = Background("gcd-ping", self.engine.ping)
+            if not ping.wait(self.stop_event):
+                return False
+            if ping.error is None:
+                self.observer.engine_up(True)
+                return True
+            if not isinstance(ping.error, GcdError):
+                raise ping.error
+            self.probe_engine()  # an engine that answers with errors is up, not ready
+            self._status(f"waiting for the Docker engine: {ping.error}")
+            log.warning("engine_unreachable", error=str(ping.error), retry_seconds=delay)
+            self.stop_event.wait(delay)
+            delay = min(delay * 2, ENGINE_RETRY_MAX_SECONDS)
+            self.notifier.watchdog()
         return False
 
     def run(self) -> int:
         self.install_signal_handlers()
         self.observer.policy_reloaded(self.settings.policy_path)
+        try:
+            triggers = build_triggers(self.policy)
+        except ScheduleError as exc:
+            return self._start_failed(exc)
         self.tracker.start()
-        self._schedule_jobs()
-        self.scheduler.add_job(self._beat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="beat")
-        self.scheduler.add_job(self._flush_quietly, IntervalTrigger(seconds=30), id="flush")
         if not self._wait_for_engine():
             return self._shutdown()
-        self.scheduler.start()
+        try:
+            self._start_scheduler(triggers)
+        except Exception as exc:  # the scheduler cannot run this schedule: say so, exit 2
+            return self._start_failed(exc)
         self.notifier.ready("running; first cycle scheduled")
         log.info("daemon_ready", policy=self.policy.source, host=self.engine.host)
+        return self._shutdown(self._loop())
+
+    def _loop(self) -> int:
         interval = watchdog_interval_seconds()
-        tick = min(interval or 1.0, 1.0)
+        tick = min(interval or 0.25, 0.25)
         while not self.stop_event.is_set():
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
-                self.reload()
+            self._poll_reload()
+            if not scheduler_alive(self.scheduler):
+                log.error("scheduler_died", detail="no cycle can run; exiting for a restart")
+                return int(ExitCode.SOME_FAILED)
             if interval is not None and time.monotonic() - self.heartbeat < 3 * HEARTBEAT_SECONDS:
                 self.notifier.watchdog()
             self.stop_event.wait(tick)
-        return self._shutdown()
+        return int(ExitCode.OK)
 
-    def _shutdown(self) -> int:
+    def _start_failed(self, exc: Exception) -> int:
+        log.error(
+            "daemon_start_failed",
+            error=str(exc) if isinstance(exc, GcdError) else f"{type(exc).__name__}: {exc}",
+            error_type=type(exc).__name__,
+        )
+        self._shutdown(int(ExitCode.BAD_POLICY_OR_USAGE))
+        return int(ExitCode.BAD_POLICY_OR_USAGE)
+
+    def _shutdown(self, code: int = 0) -> int:
         self.notifier.stopping()
         log.info("daemon_stopping")
+        self.stop_event.set()  # the running cycle's executor stops between deletions
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
-        self.tracker.stop()
-        self._flush_quietly()
-        self.engine.close()
-        log.info("daemon_stopped")
-        return 0
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + self.settings.stop_grace_seconds
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 0.1)
+
+        abandoned = not self.cycle_lock.acquire(timeout=left())
+        if abandoned:
+            # A request in flight is left to the engine: a DELETE completes there or not,
+            # and the next run re-plans from what exists. The process exit ends the thread;
+            # a state write it had begun is an uncommitted SQLite transaction, rolled back.
+            log.warning("cycle_abandoned", waited_s=self.settings.stop_grace_seconds)
+        else:
+            self.cycle_lock.release()
+        self.tracker.stop(timeout=left())
+        self.uses.flush_quietly(lock_timeout=left())
+        if not abandoned:  # the abandoned cycle may still use the client: the exit closes it
+            self.engine.close()
+        log.info("daemon_stopped", exit_code=code)
+        return code

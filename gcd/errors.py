@@ -6,6 +6,8 @@ GcdError
 ├── UsageError             exit 2  command-line misuse
 ├── WebConfigError         exit 2  the metrics web-config file (TLS, basic auth) is invalid
 ├── EngineUnreachableError exit 3  the Docker engine cannot be reached
+│   └── EngineNoAnswerError       a request timed out or lost its connection (a strike)
+│       └── EngineDownError       strikes in a row: gcd gave up on the engine for this run
 ├── EngineError            exit 1  the engine answered something gcd cannot use
 ├── RunRefusedError        exit 4  the plan exceeds a safety limit; nothing was deleted
 ├── LockHeldError          exit 5  another gcd process is executing on this host
@@ -81,6 +83,21 @@ class WebConfigError(GcdError):
 
 class EngineUnreachableError(GcdError):
     exit_code = ExitCode.ENGINE_UNREACHABLE
+
+
+class EngineNoAnswerError(EngineUnreachableError):
+    """One request got no answer: it timed out, or its connection was lost before the answer
+    (`gcd.engine.timeouts`). The snapshot ends on it; the executor counts it against the one
+    object in progress and goes on, until the strikes make an `EngineDownError`."""
+
+    def __init__(self, message: str, *, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class EngineDownError(EngineNoAnswerError):
+    """Requests of one kind went unanswered `give_up_after` times in a row: the engine is
+    marked down, no further request is sent in this run, the rest is `not_attempted`."""
 
 
 class EngineError(GcdError):

@@ -6,6 +6,7 @@ its kind's policy. A section the file leaves out stays None: that kind is never 
 
 from __future__ import annotations
 
+from gcd.config.fields import name_pattern, reference_pattern
 from gcd.config.kinds import (
     BuildCacheModel,
     ContainerKeepModel,
@@ -28,11 +29,11 @@ from gcd.core.safety import KindLimits, Safety
 
 
 def _names(texts: list[str] | None) -> tuple[NamePattern, ...]:
-    return tuple(NamePattern.compile(text) for text in texts or ())
+    return tuple(name_pattern(text) for text in texts or ())
 
 
 def _references(texts: list[str] | None) -> tuple[Pattern, ...]:
-    return tuple(Pattern.compile(text) for text in texts or ())
+    return tuple(reference_pattern(text) for text in texts or ())
 
 
 def _keep_rule(index: int, model: KeepRuleModel) -> KeepRule:

@@ -12,28 +12,14 @@ from typing import Any
 
 import yaml
 
-from gcd.config.scalars import Plain, Scalar, quoted, read_plain
+from gcd.config.compose import COUNTS_BYTES, MAP, MAX_DEPTH, PLAIN, SEQ, STR, Limit, compose_node
+from gcd.config.scalars import Plain, Scalar, excerpt, quoted, read_plain
 from gcd.errors import PolicyProblem
 
 FieldPath = tuple[str | int, ...]
 Position = tuple[int, int]
 
-_PLAIN = "tag:gcd.invalid,2026:plain"  # a plain scalar with no tag: read by gcd.yaml_scalars
-_STR = "tag:yaml.org,2002:str"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-
-
-class _Loader(yaml.SafeLoader):
-    """Composes the node tree without YAML 1.1's implicit types. The composer asks `resolve`
-    only for nodes without a specific tag: an untagged plain scalar gets `_PLAIN`, so that
-    `Document` can tell it from a quoted one and from `!!str 0755` (emptying
-    `yaml_implicit_resolvers` instead would tag all three `tag:yaml.org,2002:str`)."""
-
-    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
-        if kind is yaml.ScalarNode:
-            return _PLAIN if implicit[0] else _STR
-        return _SEQ if kind is yaml.SequenceNode else _MAP
+_PLAIN, _STR, _MAP, _SEQ = PLAIN, STR, MAP, SEQ
 
 
 def _position(node: yaml.Node) -> Position:
@@ -51,7 +37,9 @@ class Document:
     """Plain data from the YAML node tree, remembering where each value and key stood and how
     each plain scalar was written."""
 
-    MAX_VALUES = 100_000  # aliases can multiply a small file into a huge tree
+    MAX_VALUES = 10_000
+    """Values and keys converted, aliases expanded: a 300-byte file of aliases of aliases
+    names billions (`compose` bounds the nodes, this what they expand to)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -63,15 +51,29 @@ class Document:
         self.settled: set[FieldPath] = set()
         self.problems: list[PolicyProblem] = []
         self._open: set[int] = set()  # collections being converted: a cycle means `&a [*a]`
+        self._count = 0
 
     def problem(self, node: yaml.Node, path: FieldPath, message: str) -> None:
         line, column = _position(node)
         self.problems.append(PolicyProblem(self.source, line, column, dotted(path), message))
         self.settled.add(path)
 
-    def convert(self, node: yaml.Node, path: FieldPath) -> Any:
-        if len(self.values) >= self.MAX_VALUES:
-            raise TooLarge(node)
+    def _counted(self, node: yaml.Node) -> None:
+        self._count += 1
+        if self._count > self.MAX_VALUES:
+            raise Limit(
+                node.start_mark,
+                f"more than {self.MAX_VALUES} values and keys (counting what aliases repeat): "
+                "a policy is small; check aliases",
+            )
+
+    def convert(self, node: yaml.Node, path: FieldPath, depth: int = 0) -> Any:
+        self._counted(node)
+        if depth > MAX_DEPTH:  # aliases of nested collections inside nested collections
+            raise Limit(
+                node.start_mark,
+                f"nested deeper than {MAX_DEPTH} levels once aliases are expanded",
+            )
         self.values[path] = _position(node)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
@@ -83,16 +85,19 @@ class Document:
         self._open.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
-                return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+                return [
+                    self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
+                ]
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                self._counted(key_node)
                 key = self._key(key_node, path)
                 if key is None:
                     continue
                 self.keys[(*path, key)] = _position(key_node)
                 if key in result:
                     self.problem(key_node, (*path, key), "duplicate key")
-                result[key] = self.convert(value_node, (*path, key))
+                result[key] = self.convert(value_node, (*path, key), depth + 1)
             return result
         finally:
             self._open.discard(id(node))
@@ -130,20 +135,20 @@ class Document:
         return text
 
 
-class TooLarge(Exception):
-    def __init__(self, node: yaml.Node) -> None:
-        self.node = node
-
-
 def dotted(path: FieldPath) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            key = excerpt(part)  # a key can be a megabyte
+            text += f".{key}" if text else key
     return text
 
 
 def yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> PolicyProblem:
-    """Where the YAML reader or parser stopped, and why."""
+    """Where the YAML reader or parser stopped, and why: the reason only, never the snippet
+    of the file PyYAML would quote, and cut to an excerpt (an alias name can be a megabyte)."""
     line, column, reason = 1, 1, str(exc).split("\n", 1)[0]
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
@@ -151,15 +156,22 @@ def yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> PolicyProblem:
             line, column = mark.line + 1, mark.column + 1
         reason = ": ".join(part for part in (exc.context, exc.problem) if part) or reason
     elif isinstance(exc, yaml.reader.ReaderError):
-        before = text[: exc.position]
-        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
-    return PolicyProblem(source, line, column, "", f"invalid YAML: {reason}")
+        line, column = _reader_position(exc, text)
+    return PolicyProblem(source, line, column, "", f"invalid YAML: {excerpt(reason, 200)}")
+
+
+def _reader_position(exc: yaml.reader.ReaderError, text: str) -> Position:
+    """LibYAML counts a reader error's position in bytes of UTF-8, PyYAML in characters."""
+    offset = exc.position
+    if COUNTS_BYTES:
+        offset = len(
+            text.encode("utf-8", "surrogatepass")[: exc.position].decode("utf-8", "replace")
+        )
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 def compose(text: str, document: Document) -> Any:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        return None if node is None else document.convert(node, ())
-    finally:
-        loader.dispose()
+    """The document's plain data. Raises `yaml.YAMLError` or `Limit`."""
+    node = compose_node(text)
+    return None if node is None else document.convert(node, ())

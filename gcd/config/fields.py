@@ -7,29 +7,45 @@ line, column and field path. `field_error` places a whole-section problem at one
 
 from __future__ import annotations
 
+import functools
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from gcd.core.patterns import NamePattern, Pattern
-from gcd.core.units import parse_duration, parse_size
+from gcd.config.scalars import excerpt
+from gcd.core.patterns import NamePattern, Pattern, never_matches
+from gcd.core.units import parse_duration, parse_size, spell_duration
 from gcd.errors import PatternError
+
+# The ranges a value must lie in (README, Policy reference, "Ranges"). Each is wide enough for
+# any real host and narrow enough that nothing downstream overflows: `now - 36500d` is a date,
+# an APScheduler interval of 366d has a next fire time, a count fits every counter.
+MAX_DURATION = timedelta(days=36500)  # about 100 years
+MAX_EVERY = timedelta(days=366)
+MAX_JITTER = timedelta(days=1)
+MAX_CHECK_EVERY = timedelta(days=1)
+MAX_COUNT = 1_000_000
+MAX_SIZE = 2**60  # 1 EiB = 1024PiB
+_LONGEST_UNIT_TEXT = 40  # `20GiB`, `7d`: no sane value needs more characters
 
 
 def shown(value: Any) -> str:
-    """A found value as the policy file would spell it: `"ten"`, `true`, `null`, `[1, 2]`."""
+    """A found value as the policy file would spell it: `"ten"`, `true`, `null`, `[1, 2]`,
+    cut to an excerpt: a message never echoes a huge value."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    except (TypeError, ValueError):
-        return repr(value)
+        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return excerpt(text)
 
 
 def expected(what: str) -> PydanticCustomError:
-    """`expected a whole number ≥ 1`; `config.py` appends `, got <the value as written>`."""
+    """`expected a whole number from 1 to 1000000`; `gcd.config.loader` appends `, got <the
+    value as written>`."""
     return PydanticCustomError("gcd_expected", "expected {expected}", {"expected": what})
 
 
@@ -37,23 +53,41 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _duration(value: Any) -> timedelta:
+def _read_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
-    try:
-        if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= _LONGEST_UNIT_TEXT and value.isascii():
+        try:
             return parse_duration(value)
-    except ValueError:
-        pass
+        except ValueError:
+            pass  # OverflowError (`99999999999d`) is out of range: the caller says which
     raise expected("a duration such as 30s, 15m, 1h, 7d or 2w")
 
 
+def _duration_between(least: timedelta, most: timedelta) -> Any:
+    """A duration validator refusing values outside [least, most], naming the range."""
+    low, high = spell_duration(least), spell_duration(most)
+    what = f"a duration from {low} to {high}" if least else f"a duration of at most {high}"
+
+    def validate(value: Any) -> timedelta:
+        try:
+            duration = _read_duration(value)
+        except OverflowError:
+            raise expected(what) from None
+        if not least <= duration <= most:
+            raise expected(what)
+        return duration
+
+    return BeforeValidator(validate)
+
+
 def _positive_whole(value: Any) -> int:
-    """`10` → 10. `true`, `1.5`, `10.0`, `"10"` and `0` are refused. The YAML reader only makes
-    ints of plain decimals: `0755`, `0x10`, `1:30` and `1_000` never get here."""
-    if _whole(value) and value >= 1:
+    """`10` → 10. `true`, `1.5`, `10.0`, `"10"`, `0` and more than a million are refused. The
+    YAML reader only makes ints of plain decimals: `0755`, `0x10`, `1:30` and `1_000` never
+    get here."""
+    if _whole(value) and 1 <= value <= MAX_COUNT:
         return int(value)
-    raise expected("a whole number ≥ 1")
+    raise expected(f"a whole number from 1 to {MAX_COUNT}")
 
 
 def version_number(value: Any) -> Any:
@@ -72,7 +106,10 @@ def _fraction(value: Any) -> float:
         except ValueError:
             raise expected("a share such as 0.9 or 90%") from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a whole number beyond any float
+            raise expected("a share above 0 and at most 1 (100%)") from None
     else:
         raise expected("a share such as 0.9 or 90%")
     if not 0 < number <= 1:
@@ -80,19 +117,38 @@ def _fraction(value: Any) -> float:
     return number
 
 
+@functools.lru_cache(maxsize=4096)
+def reference_pattern(text: str) -> Pattern:
+    """`Pattern.compile`, once per text: validation and conversion share the compiled RE2
+    (compiling is most of the time a large policy takes)."""
+    return Pattern.compile(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def name_pattern(text: str) -> NamePattern:
+    """`NamePattern.compile`, once per text (see `reference_pattern`)."""
+    return NamePattern.compile(text)
+
+
 def _pattern(value: str) -> str:
     try:
-        Pattern.compile(value)
+        reference_pattern(value)
     except PatternError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(excerpt(str(exc), 300)) from None
+    reason = never_matches(value, reference=True)
+    if reason is not None:
+        raise ValueError(f"{excerpt(repr(value))} can never match: {reason}")
     return value
 
 
 def _name_pattern(value: str) -> str:
     try:
-        NamePattern.compile(value)
+        name_pattern(value)
     except PatternError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(excerpt(str(exc), 300)) from None
+    reason = never_matches(value, reference=False)
+    if reason is not None:
+        raise ValueError(f"{excerpt(repr(value))} can never match: {reason}")
     return value
 
 
@@ -108,30 +164,40 @@ def _opt_in_pattern(value: str) -> str:
             "regex: is not accepted here: opting services in must name them with a glob of "
             f"at least {MIN_OPT_IN_LITERALS} literal characters, such as ci-svc-*"
         )
-    pattern = NamePattern.compile(_name_pattern(value))
+    pattern = name_pattern(_name_pattern(value))
     if pattern.literal_characters == 0:
         raise ValueError(
-            f"{value!r} has no literal character: it would opt in every service-like "
+            f"{excerpt(repr(value))} has no literal character: it would opt in every service-like "
             "container (a restart policy or a Compose project) whatever its name, which must "
             f"not happen by accident; name them with at least {MIN_OPT_IN_LITERALS} literal "
             "characters, such as ci-svc-*"
         )
     if pattern.literal_characters < MIN_OPT_IN_LITERALS:
         raise ValueError(
-            f"{value!r} has {pattern.literal_characters} literal character(s): an opt-in of "
-            f"services needs at least {MIN_OPT_IN_LITERALS}, such as ci-svc-*, so that it "
-            "cannot match many services by accident"
+            f"{excerpt(repr(value))} has {pattern.literal_characters} literal character(s): an "
+            f"opt-in of services needs at least {MIN_OPT_IN_LITERALS}, such as ci-svc-*, so "
+            "that it cannot match many services by accident"
         )
     return value
 
 
 def _size(value: Any) -> int:
-    """`20GB` → 20·10⁹, `20GiB` → 20·2³⁰. A bare number is refused: bytes or gigabytes?"""
-    if isinstance(value, str) and value.strip()[-1:] == "B":
+    """`20GB` → 20·10⁹, `20GiB` → 20·2³⁰, at most 1 EiB. A bare number is refused: bytes or
+    gigabytes?"""
+    if (
+        isinstance(value, str)
+        and value.strip()[-1:] == "B"
+        and len(value) <= _LONGEST_UNIT_TEXT
+        and value.isascii()
+    ):
         try:
-            return parse_size(value)
-        except ValueError:
+            size = parse_size(value)
+        except (ValueError, OverflowError):
             pass
+        else:
+            if size <= MAX_SIZE:
+                return size
+            raise expected("a size of at most 1024PiB (1 EiB)")
     raise expected("a size with its unit, such as 500MB, 20GB or 20GiB")
 
 
@@ -154,15 +220,34 @@ def _label_text(value: Any) -> str:
     raise PydanticCustomError("label_text", "a label value is text")
 
 
+_LONGEST_CRON = 200
+
+
 def _cron(value: str) -> str:
+    """A crontab line APScheduler takes (UTC, as the daemon builds it) and that fires at all:
+    `0 0 30 2 *` (30 February) is valid to it and would leave the daemon with no cycle."""
+    if len(value) > _LONGEST_CRON:
+        raise ValueError(
+            f"expected a crontab line such as '0 * * * *' (at most {_LONGEST_CRON} characters)"
+        )
     try:
-        CronTrigger.from_crontab(value)
-    except ValueError as exc:
-        raise ValueError(f"expected a crontab line such as '0 * * * *': {exc}") from None
+        trigger = CronTrigger.from_crontab(value, timezone=UTC)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        reason = excerpt(str(exc), 200)
+        raise ValueError(f"expected a crontab line such as '0 * * * *': {reason}") from None
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ValueError(
+            f"the crontab line {excerpt(repr(value))} never fires (a day that no month has?): "
+            "the daemon would never run a cycle"
+        )
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Duration = Annotated[timedelta, _duration_between(timedelta(0), MAX_DURATION)]
+"""Ages and idle times: 0s to 36500d (about 100 years)."""
+Every = Annotated[timedelta, _duration_between(timedelta(seconds=1), MAX_EVERY)]
+Jitter = Annotated[timedelta, _duration_between(timedelta(0), MAX_JITTER)]
+CheckEvery = Annotated[timedelta, _duration_between(timedelta(seconds=1), MAX_CHECK_EVERY)]
 PositiveWhole = Annotated[int, BeforeValidator(_positive_whole)]
 Fraction = Annotated[float, BeforeValidator(_fraction)]
 PatternText = Annotated[str, AfterValidator(_pattern)]

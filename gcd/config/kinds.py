@@ -37,7 +37,7 @@ ReferencePatterns = Annotated[list[PatternText], BeforeValidator(as_list), Field
 
 class KindLimitsModel(Strict):
     """A kind's own safety limits; absent, `safety:`'s hold. Validated as those are: a
-    whole number ≥ 1, and a share above 0 and at most 1."""
+    whole number from 1 to 1000000, and a share above 0 and at most 1."""
 
     max_deletions_per_run: PositiveWhole | None = None
     max_delete_fraction: Fraction | None = None

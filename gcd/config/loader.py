@@ -1,5 +1,5 @@
 """Policy file → validated, frozen `Policy`, or every problem at once with its position:
-`policy.yaml:14:7: images.keep[2].newest: expected a whole number ≥ 1, got "ten"`.
+`policy.yaml:14:7: images.keep[2].newest: expected a whole number from 1 to 1000000, got "ten"`.
 
 `gcd.config_yaml` reads the YAML (plain scalars by YAML 1.2 core rules, refusing what YAML 1.1
 reads otherwise), `gcd.config_schema` validates, and this module words each problem: found values
@@ -15,9 +15,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from gcd.config.compose import Limit
 from gcd.config.convert import to_policy
-from gcd.config.document import Document, FieldPath, TooLarge, compose, dotted, yaml_problem
-from gcd.config.scalars import quoted
+from gcd.config.document import Document, FieldPath, compose, dotted, yaml_problem
+from gcd.config.files import FileRefused, read_regular_file
+from gcd.config.scalars import excerpt, quoted
 from gcd.config.schema import PolicyModel, shown
 from gcd.core.policy import Policy
 from gcd.errors import PolicyError, PolicyProblem
@@ -198,20 +200,63 @@ def _refused(document: Document) -> list[PolicyProblem]:
     return problems
 
 
+MAX_POLICY_BYTES = 1024 * 1024
+"""A policy is a few kilobytes; 1 MiB leaves room for a generated one and keeps parsing it
+well under a second. A larger file is refused before it is parsed."""
+MAX_PROBLEMS = 100
+"""Problems listed at most; the rest are counted (a generated file can have thousands)."""
+_LONGEST_MESSAGE = 1000
+
+
+def _bounded(problems: list[PolicyProblem], source: str) -> list[PolicyProblem]:
+    """Sorted by position, each message and field cut to a bounded excerpt, at most
+    `MAX_PROBLEMS` of them: a message must not echo a huge value or key."""
+    ordered = sorted(problems, key=lambda p: (p.line, p.column))
+    shown_problems = [
+        PolicyProblem(
+            p.file, p.line, p.column, excerpt(p.field, 200), excerpt(p.message, _LONGEST_MESSAGE)
+        )
+        for p in ordered[:MAX_PROBLEMS]
+    ]
+    if len(ordered) > MAX_PROBLEMS:
+        first = ordered[MAX_PROBLEMS]
+        shown_problems.append(
+            PolicyProblem(
+                source,
+                first.line,
+                first.column,
+                "",
+                f"and {len(ordered) - MAX_PROBLEMS} more problems from here on",
+            )
+        )
+    return shown_problems
+
+
 def parse_policy(text: str, source: str) -> Policy:
     """Validate a policy file's text; `source` names it in messages (usually its path).
 
-    Raises PolicyError listing every problem, each as `file:line:col: field: message`.
-    An empty document is a valid policy that deletes nothing.
+    Raises PolicyError listing every problem (up to `MAX_PROBLEMS`), each as
+    `file:line:col: field: message`. An empty document is a valid policy that deletes nothing.
     """
+    try:
+        return _parse(text, source)
+    except PolicyError as exc:
+        raise PolicyError(_bounded(exc.problems, source)) from None
+    except RecursionError:  # bounded by `MAX_DEPTH`; this is the last line of defence
+        raise PolicyError(
+            [PolicyProblem(source, 1, 1, "", "nested too deeply to read: a policy is flat")]
+        ) from None
+
+
+def _parse(text: str, source: str) -> Policy:
     document = Document(source)
     try:
         data = compose(text, document)
     except yaml.YAMLError as exc:
         raise PolicyError([yaml_problem(exc, text, source)]) from None
-    except TooLarge as exc:
-        document.problem(exc.node, (), f"more than {Document.MAX_VALUES} values; check aliases")
-        raise PolicyError(document.problems) from None
+    except Limit as exc:
+        line, column = exc.mark.line + 1, exc.mark.column + 1
+        raise PolicyError([PolicyProblem(source, line, column, "", exc.message)]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -236,18 +281,22 @@ def parse_policy(text: str, source: str) -> Policy:
     except ValidationError as exc:
         problems += _problems(exc, document)
     if problems or model is None:
-        raise PolicyError(sorted(problems, key=lambda p: (p.line, p.column)))
+        raise PolicyError(problems)
     return to_policy(model, source)
 
 
-def load_policy(path: Path) -> Policy:
-    """Read and validate the policy file at `path` (see `parse_policy`)."""
+def read_policy_file(path: Path) -> bytes:
+    """The bytes of the policy file at `path`: a regular file of at most `MAX_POLICY_BYTES`,
+    read without blocking on a FIFO or device (`gcd.config.files`). Raises PolicyError."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PolicyError(
-            [PolicyProblem(str(path), 1, 1, "", f"cannot read the policy: {exc.strerror}")]
-        ) from None
+        return read_regular_file(path, MAX_POLICY_BYTES, "policy")
+    except FileRefused as exc:
+        raise PolicyError([PolicyProblem(str(path), 1, 1, "", str(exc))]) from None
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at `path` (see `read_policy_file`, `parse_policy`)."""
+    data = read_policy_file(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

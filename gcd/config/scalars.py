@@ -100,19 +100,20 @@ class Plain:
 
     def why(self) -> str:
         """`YAML 1.1 reads NO as the boolean false, YAML 1.2 as text`."""
+        text = excerpt(self.text)
         if self.yaml11.phrase == self.yaml12.phrase:
-            return f"YAML reads {self.text} as {self.yaml12.phrase}"
+            return f"YAML reads {text} as {self.yaml12.phrase}"
         one, two = self.yaml11.phrase, self.yaml12.phrase
-        return f"YAML 1.1 reads {self.text} as {one}, YAML 1.2 as {two}"
+        return f"YAML 1.1 reads {text} as {one}, YAML 1.2 as {two}"
 
     def message(self) -> str:
         """What each version reads, and the fix: for a refused scalar outside label rules."""
+        text = excerpt(self.text)
         if self.yaml11.phrase == self.yaml12.phrase:
-            sentence = f"{self.text} is {self.yaml12.phrase} in YAML 1.1 and 1.2"
+            sentence = f"{text} is {self.yaml12.phrase} in YAML 1.1 and 1.2"
         else:
             sentence = (
-                f"{self.text} is {self.yaml11.phrase} in YAML 1.1 and {self.yaml12.phrase} in "
-                "YAML 1.2"
+                f"{text} is {self.yaml11.phrase} in YAML 1.1 and {self.yaml12.phrase} in YAML 1.2"
             )
         return f"{sentence}: {self._fix()}"
 
@@ -131,8 +132,22 @@ class Plain:
         return f"quote it ({text})"
 
 
+EXCERPT = 80
+"""The most characters of a found value a message quotes: a 50 MB scalar is not echoed."""
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """`text`, or its first `limit` characters and `…(N characters)` when it is longer."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…({len(text)} characters)"
+
+
 def quoted(text: str) -> str:
-    """`"1.10"`: the text as a double-quoted YAML scalar (JSON's escapes are YAML's too)."""
+    """`"1.10"`: the text as a double-quoted YAML scalar (JSON's escapes are YAML's too); a
+    long text is cut to an excerpt (`excerpt`), after the closing quote."""
+    if len(text) > EXCERPT:
+        return json.dumps(text[:EXCERPT], ensure_ascii=False) + f"…({len(text)} characters)"
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -166,7 +181,14 @@ def _signed(text: str) -> tuple[int, str]:
     return (-1 if text[0] == "-" else 1), text.lstrip("+-")
 
 
+LONGEST_NUMBER = 100
+"""Digits of a whole number read at all: no count in a policy needs more, and base 60 over
+a megabyte of `1:2:3…` would take minutes of big-number arithmetic."""
+
+
 def _int11(text: str) -> Reading:
+    if len(text) > LONGEST_NUMBER:
+        return Reading("int", None, "a number too long to read")
     sign, digits = _signed(text.replace("_", ""))
     if ":" in digits:
         head, *rest = digits.split(":")
@@ -223,6 +245,8 @@ def _yaml12(text: str) -> Reading:
 
 
 def _whole(sign: int, digits: str, base: int, phrase: str) -> Reading:
+    if len(digits) > LONGEST_NUMBER:
+        return Reading("int", None, "a number too long to read")
     try:
         value = sign * int(digits or "0", base)
     except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
@@ -235,4 +259,4 @@ def _number(kind: Literal["int", "float"], value: int | float, phrase: str) -> R
         return Reading(kind, value, f"{phrase} {'minus ' if value < 0 else ''}infinity")
     if isinstance(value, float) and math.isnan(value):
         return Reading(kind, value, "not a number (NaN)")
-    return Reading(kind, value, f"{phrase} {value!r}")
+    return Reading(kind, value, f"{phrase} {excerpt(repr(value))}")

@@ -13,9 +13,12 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from gcd.config.fields import (
+    CheckEvery,
     Cron,
     Duration,
+    Every,
     Fraction,
+    Jitter,
     LabelValue,
     PatternText,
     PositiveWhole,
@@ -35,6 +38,7 @@ from gcd.config.kinds import (
 from gcd.core.kinds.images import DanglingPolicy
 from gcd.core.policy import DiskWatermarks, Schedule
 from gcd.core.safety import Safety
+from gcd.core.units import spell_duration
 
 __all__ = ["KeepRuleModel", "PolicyModel", "shown"]
 
@@ -93,7 +97,7 @@ class DiskModel(Strict):
     high: Fraction = _DISK.high
     low: Fraction = _DISK.low
     critical: Fraction | None = _DISK.critical
-    check_every: Duration = _DISK.check_every
+    check_every: CheckEvery = _DISK.check_every
 
     @model_validator(mode="after")
     def _low_below_high(self) -> DiskModel:
@@ -109,17 +113,24 @@ class DiskModel(Strict):
 
 
 class ScheduleModel(Strict):
-    every: Duration | None = None
+    every: Every | None = None
     cron: Cron | None = None
-    jitter: Duration = _SCHEDULE.jitter
+    jitter: Jitter = _SCHEDULE.jitter
     disk: DiskModel | None = None
 
     @model_validator(mode="after")
     def _one_timer(self) -> ScheduleModel:
         if self.every is not None and self.cron is not None:
             raise ValueError("set either every or cron, not both")
-        if self.every is not None and self.every.total_seconds() < 1:
-            raise ValueError("every must be at least 1s")
+        every = self.every if self.cron is None else None
+        if self.cron is None and every is None:
+            every = _SCHEDULE.every
+        if every is not None and self.jitter > every:
+            raise field_error(
+                "jitter",
+                f"jitter ({spell_duration(self.jitter)}) must not exceed every "
+                f"({spell_duration(every)}): cycles would overtake each other",
+            )
         return self
 
 

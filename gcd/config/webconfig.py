@@ -16,6 +16,11 @@ The same file that node_exporter and friends take with `--web.config.file`
 The toolkit rejects keys it does not know; so does gcd, and it also rejects the toolkit's
 options it does not implement (cipher suites, curves, allowed SANs, HTTP headers) rather than
 silently serve with weaker settings than the file asks for. All problems are reported at once.
+
+The file holds secrets (password hashes; by mistake, passwords), so no message quotes a value
+from it: a wrong value is described by its type ("got a string"), a YAML error by its line and
+column and PyYAML's reason without the snippet of the line it would quote, and the file is read
+as the policy is (a regular file, at most `MAX_WEB_CONFIG_BYTES`, nesting and nodes bounded).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from typing import Any
 
 import yaml
 
+from gcd.config.compose import Limit, compose_node
+from gcd.config.files import FileRefused, read_regular_file
+from gcd.config.scalars import excerpt
 from gcd.errors import WebConfigError
 
 __all__ = ["ClientAuth", "TlsServerConfig", "WebConfig", "load_web_config", "parse_web_config"]
@@ -70,6 +78,33 @@ _UNSUPPORTED = {
     "tls_server_config.key": "give the key as a file with key_file",
 }
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
+MAX_WEB_CONFIG_BYTES = 64 * 1024
+"""A web-config is a few lines; certificates and keys are separate files."""
+
+
+def _kind(value: Any) -> str:
+    """What a value is, never what it says: the web-config holds secrets."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "no value" if value is None else "a value of another type"
+
+
+_SETTING_NAME = re.compile(r"[A-Za-z0-9]{1,32}")
+
+
+def _setting(value: Any) -> str:
+    """A setting's value (`'TLS9'`) when it looks like a setting name, else only its type."""
+    if isinstance(value, str) and _SETTING_NAME.fullmatch(value):
+        return repr(value)
+    return _kind(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +162,13 @@ class WebConfig:
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web-config file, including loading its TLS files once."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        text = read_regular_file(path, MAX_WEB_CONFIG_BYTES, "web-config").decode("utf-8")
+    except FileRefused as exc:
         raise WebConfigError(
-            f"{path}: cannot read the web-config file: {exc.strerror}. Check the path given "
-            "for the metrics web-config"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise WebConfigError(f"{path}: the web-config file is not UTF-8 text") from exc
+            f"{path}: {exc}. Check the path given for the metrics web-config"
+        ) from None
+    except UnicodeDecodeError:
+        raise WebConfigError(f"{path}: the web-config file is not UTF-8 text") from None
     config = parse_web_config(text, str(path), path.parent)
     if config.tls is not None:
         config.tls.ssl_context(config.source)
@@ -144,15 +178,19 @@ def load_web_config(path: Path) -> WebConfig:
 def parse_web_config(text: str, source: str, base: Path) -> WebConfig:
     """Validate web-config YAML; relative file names are taken relative to `base`."""
     try:
+        compose_node(text)  # bounded: nesting, nodes; then safe_load cannot run away
         document: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise WebConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raise WebConfigError(f"{source}: {_yaml_reason(exc)}") from None
+    except Limit as exc:
+        where = f"{exc.mark.line + 1}:{exc.mark.column + 1}"
+        raise WebConfigError(f"{source}:{where}: {exc.message}") from None
     if document is None:
         return WebConfig(source)
     if not isinstance(document, dict):
         raise WebConfigError(
             f"{source}: expected a mapping with tls_server_config and/or basic_auth_users, "
-            f"got {type(document).__name__}"
+            f"got {_kind(document)}"
         )
     problems: list[str] = []
     _check_keys(document, _TOP_KEYS, "", problems)
@@ -165,17 +203,30 @@ def parse_web_config(text: str, source: str, base: Path) -> WebConfig:
     return WebConfig(source, tls, users)
 
 
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """`not valid YAML at 3:7: mapping values are not allowed here`, without the line's text
+    that `str(exc)` would quote (it may be a password)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at {mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        reason = ": ".join(part for part in (exc.context, exc.problem) if part)
+        return f"not valid YAML{where}: {excerpt(reason or 'unreadable', 100)}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        return "not valid YAML: a character YAML does not allow (a control character?)"
+    return "not valid YAML"
+
+
 def _check_keys(
     section: Mapping[Any, Any], allowed: tuple[str, ...], prefix: str, problems: list[str]
 ) -> None:
     for key in section:
-        name = f"{prefix}{key}"
+        name = f"{prefix}{excerpt(str(key), 60)}"
         if key in allowed:
             continue
         if name in _UNSUPPORTED:
             problems.append(f"{name}: not supported by gcd ({_UNSUPPORTED[name]}); remove it")
             continue
-        hint = get_close_matches(str(key), allowed, n=1)
+        hint = get_close_matches(str(key)[:100], allowed, n=1)
         suggestion = f"; did you mean {prefix}{hint[0]}?" if hint else ""
         problems.append(f"{name}: unknown key{suggestion} (allowed: {', '.join(allowed)})")
 
@@ -189,7 +240,7 @@ def _path(
             problems.append(f"tls_server_config.{key}: missing; give the path of a PEM file")
         return None
     if not isinstance(value, str):
-        problems.append(f"tls_server_config.{key}: expected a file path, got {value!r}")
+        problems.append(f"tls_server_config.{key}: expected a file path, got {_kind(value)}")
         return None
     return base / Path(value).expanduser()
 
@@ -198,9 +249,10 @@ def _version(section: Mapping[Any, Any], key: str, problems: list[str]) -> ssl.T
     value = section.get(key)
     if value is None:
         return None
-    if value not in _TLS_VERSIONS:
+    if not isinstance(value, str) or value not in _TLS_VERSIONS:
         problems.append(
-            f"tls_server_config.{key}: expected one of {', '.join(_TLS_VERSIONS)}, got {value!r}"
+            f"tls_server_config.{key}: expected one of {', '.join(_TLS_VERSIONS)}, got "
+            f"{_setting(value)}"
         )
         return None
     return _TLS_VERSIONS[value]
@@ -210,6 +262,12 @@ def _client_auth(section: Mapping[Any, Any], problems: list[str]) -> ClientAuth 
     value = section.get("client_auth_type")
     if value is None or value == "":
         return ClientAuth.NONE
+    if not isinstance(value, str):
+        problems.append(
+            "tls_server_config.client_auth_type: expected one of "
+            f"{', '.join(c.value for c in ClientAuth)}, got {_kind(value)}"
+        )
+        return None
     if value in _UNVERIFIED_CLIENT_AUTH:
         problems.append(
             f"tls_server_config.client_auth_type: {value} (a client certificate without "
@@ -222,14 +280,14 @@ def _client_auth(section: Mapping[Any, Any], problems: list[str]) -> ClientAuth 
     except ValueError:
         problems.append(
             "tls_server_config.client_auth_type: expected one of "
-            f"{', '.join(c.value for c in ClientAuth)}, got {value!r}"
+            f"{', '.join(c.value for c in ClientAuth)}, got {_setting(value)}"
         )
         return None
 
 
 def _parse_tls(section: Any, base: Path, problems: list[str]) -> TlsServerConfig | None:
     if not isinstance(section, dict):
-        problems.append(f"tls_server_config: expected a mapping, got {section!r}")
+        problems.append(f"tls_server_config: expected a mapping, got {_kind(section)}")
         return None
     before = len(problems)
     _check_keys(section, _TLS_KEYS, "tls_server_config.", problems)
@@ -261,18 +319,24 @@ def _parse_users(section: Any, problems: list[str]) -> dict[str, bytes]:
         return {}
     if not isinstance(section, dict):
         problems.append(
-            f"basic_auth_users: expected a mapping of user: bcrypt hash, got {section!r}"
+            "basic_auth_users: expected a mapping of user: bcrypt hash, got "
+            f"{_kind(section)} (its value is not shown: it may hold a password)"
         )
         return {}
     users: dict[str, bytes] = {}
-    for user, hashed in section.items():
+    for number, (user, hashed) in enumerate(section.items(), 1):
         if not isinstance(user, str) or not user or ":" in user:
-            problems.append(f"basic_auth_users: invalid user name {user!r} (non-empty, no ':')")
+            # `alice:secret: …` is a password typed into the name: the name is not shown.
+            problems.append(
+                f"basic_auth_users: the user name of entry {number} (redacted) is invalid: a "
+                "user name is a non-empty string without ':'"
+            )
             continue
         if not isinstance(hashed, str) or not _BCRYPT_HASH.match(hashed):
             problems.append(
-                f"basic_auth_users.{user}: expected a bcrypt hash ($2b$…, 60 characters), not "
-                "a password; make one with `htpasswd -nBC 12 \"\" | tr -d ':\\n'` or "
+                f"basic_auth_users.{excerpt(user, 60)}: expected a bcrypt hash ($2b$…, 60 "
+                "characters); the value (redacted) is not one: is it a password? Make one "
+                "with `htpasswd -nBC 12 \"\" | tr -d ':\\n'` or "
                 '`python3 -c \'import bcrypt; print(bcrypt.hashpw(b"PASSWORD", '
                 "bcrypt.gensalt()).decode())'`"
             )

@@ -51,6 +51,11 @@ def _glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
+def _cut(text: str, limit: int = 80) -> str:
+    """A bounded excerpt for messages: RE2 quotes the whole expression in its reason."""
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text)} characters)"
+
+
 def _compile(text: str, glob_to_regex: Callable[[str], str]) -> Any:
     """`regex:…` as written, anything else as a glob, anchored at both ends; an invalid one
     is a `PatternError` naming the pattern, never a silent non-match."""
@@ -64,7 +69,7 @@ def _compile(text: str, glob_to_regex: Callable[[str], str]) -> Any:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
-        raise PatternError(f"invalid pattern {text!r}: {reason}") from None
+        raise PatternError(f"invalid pattern {_cut(text)!r}: {_cut(str(reason), 120)}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +115,91 @@ class NamePattern:
 
     def matches(self, name: str) -> bool:
         return self._compiled.match(name) is not None
+
+
+# What can appear in a normalised reference (Docker's grammar: registry host and port, a
+# lower-case path, a tag of word characters, dots and dashes, a digest) and in the name of a
+# container or volume (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, Docker's and Podman's rule). A glob with a
+# literal character outside these can never match, and neither can a path component or tag
+# that starts with a dot or a dash.
+_REFERENCE_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@+"
+)
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+_WILDCARDS = frozenset("*?")
+
+
+def _foreign(glob: str, allowed: frozenset[str], what: str) -> str | None:
+    bad = sorted({char for char in glob if char not in allowed and char not in _WILDCARDS})
+    if not bad:
+        return None
+    shown = " ".join(repr(char) for char in bad[:5])
+    regexish = any(char in "^$\\()[]{}|" for char in bad)
+    hint = (
+        "; it looks like a regular expression: write it as regex:…" if regexish else "; remove them"
+    )
+    return f"no {what} contains {shown}{hint}"
+
+
+def _looks_like_regex(segment: str) -> str:
+    if segment.startswith(".*") or segment.startswith(".+"):
+        return (
+            f"{segment[:2]} is regular-expression syntax: in a glob * alone is any run of "
+            "characters; write * (or regex:… for a regular expression)"
+        )
+    return f"no path component or tag starts with {segment[0]!r}"
+
+
+def _reference_never_matches(glob: str) -> str | None:
+    foreign = _foreign(glob, _REFERENCE_CHARACTERS, "image reference")
+    if foreign is not None:
+        return foreign
+    name, at, _digest = glob.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if not at and not (set(last) & {":", "*", "?"}):
+        return (
+            "a reference always has a tag or a digest and this pattern names neither; "
+            f"write {glob}:* for any tag"
+        )
+    head, sep, tag = name.rpartition(":")
+    if not sep or "/" in tag:  # that colon was a registry port
+        head, tag = name, ""
+    for segment in (*head.split("/"), tag):
+        if segment[:1] in {".", "-"}:
+            return _looks_like_regex(segment)
+    first, slash, rest = head.partition("/")
+    if glob.startswith("**"):
+        path = head.rsplit("/", 1)[-1]  # `**` may stand for the registry: judge the last part
+    elif slash and is_registry(first):
+        path = rest
+    else:
+        path = head
+    if path != path.lower():
+        fixed = glob.replace(path, path.lower(), 1)
+        return f"repository names are lower case in Docker references; write {fixed}"
+    return None
+
+
+def _name_never_matches(glob: str) -> str | None:
+    foreign = _foreign(glob, _NAME_CHARACTERS, "container or volume name")
+    if foreign is not None:
+        return foreign
+    if glob[0] in "._-":
+        if glob.startswith((".*", ".+")):
+            return _looks_like_regex(glob)
+        return f"container and volume names start with a letter or digit, not {glob[0]!r}"
+    return None
+
+
+def never_matches(text: str, *, reference: bool) -> str | None:
+    """Why a valid pattern can match no reference (`reference=True`) or no container or volume
+    name that can exist, with the fix; None when it can match something. Only what is certain
+    is said: a regex is judged only when empty."""
+    if text.startswith(REGEX_PREFIX):
+        if not text[len(REGEX_PREFIX) :].strip():
+            what = "reference" if reference else "name"
+            return f"an empty regex matches only the empty text, and no {what} is empty"
+        return None
+    if not text:
+        return None  # refused by compile
+    return _reference_never_matches(text) if reference else _name_never_matches(text)

@@ -31,6 +31,9 @@ class RemoveStatus(StrEnum):
     CONFLICT = "conflict"
     SERVER_ERROR = "server_error"
     TIMEOUT = "timeout"
+    CONNECTION_LOST = "connection_lost"
+    """The connection broke after the request was sent, before the answer (a reset): the
+    engine may have carried it out, so the kind re-inspects, as after a timeout."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""The only module that imports docker: a typed facade over `docker.APIClient`.
+"""A typed facade over `docker.APIClient`: one method per request gcd makes.
 
-Every docker and requests exception is translated here, in one place, into gcd's own
-outcomes and errors (`engine-facts.md` §1.1 for the status codes per engine version).
+How each request is sent, bounded, translated into gcd's own outcomes and errors, and its
+answer checked, is `calls.py`; with `transport.py` these are the only modules that import
+docker.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from gcd.engine.api import RemoveResult, RemoveStatus, refused
-from gcd.errors import EngineError, EngineUnreachableError
+from gcd.engine.answers import Shape, check
+from gcd.engine.api import RemoveResult, RemoveStatus
+from gcd.engine.calls import CheckedEvents, EngineCalls, unreachable
+from gcd.engine.hosts import parse_host
+from gcd.engine.timeouts import Timeouts, Wait
+from gcd.engine.transport import SdkClient, Strikes, is_no_answer, waiting
+from gcd.errors import (
+    EngineError,
+)
 
 __all__ = [
-    "DEFAULT_TIMEOUT_SECONDS",
     "MAX_API_VERSION",
     "MIN_API_VERSION",
     "Engine",
@@ -29,7 +36,6 @@ __all__ = [
     "negotiate_api_version",
 ]
 
-DEFAULT_TIMEOUT_SECONDS = 60
 MAX_API_VERSION = "1.45"
 """The newest Engine API version gcd speaks (Docker 26.1). A newer engine is asked in this
 version, as the Docker CLI negotiates: API 1.52 drops `df` and event fields gcd reads."""
@@ -71,14 +77,6 @@ def _full_id(name: str) -> bool:
     return name.startswith("sha256:") and len(name) == 71
 
 
-def _answer(body: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """`DELETE /images/{name}`'s body: (`Untagged` references, `Deleted` ids)."""
-    items = body if isinstance(body, list) else []
-    untagged = tuple(str(i["Untagged"]) for i in items if isinstance(i, dict) and i.get("Untagged"))
-    deleted = tuple(str(i["Deleted"]) for i in items if isinstance(i, dict) and i.get("Deleted"))
-    return untagged, deleted
-
-
 def is_podman(server: Mapping[str, Any]) -> bool:
     """`GET /version` of Podman's service names a component "Podman Engine"."""
     components = server.get("Components")
@@ -87,45 +85,56 @@ def is_podman(server: Mapping[str, Any]) -> bool:
     )
 
 
-def _unreachable(host: str, exc: Exception) -> EngineUnreachableError:
-    return EngineUnreachableError(
-        f"cannot reach the Docker engine at {host}: {exc}. Is dockerd running, and may this "
-        "user open its socket? Set --host or DOCKER_HOST to choose another engine"
-    )
-
-
-class Engine:
+class Engine(EngineCalls):
     """A Docker engine, implementing `gcd.engine.api.EngineApi`. Methods return parsed JSON
-    of the Engine API; records are made in `snapshot.py`. The client is created lazily, so
-    constructing an Engine never fails."""
+    of the Engine API, checked against its shape (`answers.py`); records are made in
+    `snapshot.py`. The client is created lazily: constructing an Engine checks the address
+    (`hosts.parse_host`, a `UsageError` for a malformed one) and never connects.
 
-    def __init__(self, host: str | None = None, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> None:
-        self.host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self.timeout = timeout
-        self._client: docker.APIClient | None = None
+    Each request is bounded by its kind's timeout (`timeouts.py`, `GCD_ENGINE_TIMEOUTS`), and
+    unanswered ones are strikes: at `give_up_after` in a row of one kind every call raises
+    `EngineDownError` without a request, until `new_run` or an answered `ping`."""
+
+    def __init__(self, host: str | None = None, timeouts: Timeouts | None = None) -> None:
+        self.host = parse_host(host, os.environ.get("DOCKER_HOST"))
+        self.timeouts = Timeouts.from_environment() if timeouts is None else timeouts
+        self._strikes = Strikes(self.timeouts)
+        self._client: SdkClient | None = None
         self._podman = False
 
     @property
     def client(self) -> docker.APIClient:
         """The SDK client, created on first use in the negotiated API version."""
         if self._client is None:
+            self._strikes.check()
+            default = int(self.timeouts.read) or 1  # the pool's; each request sets its own
             try:
-                probe = docker.APIClient(
-                    base_url=self.host, version=MAX_API_VERSION, timeout=self.timeout
-                )
+                probe = SdkClient(base_url=self.host, version=MAX_API_VERSION, timeout=default)
                 try:
-                    server = probe.version(api_version=False)
+                    with waiting(self.timeouts.seconds(Wait.PROBE)):
+                        server = check("GET /version", Shape.VERSION, probe.version(False))
                 finally:
                     probe.close()
-                self._client = docker.APIClient(
-                    base_url=self.host,
-                    version=negotiate_api_version(server),
-                    timeout=self.timeout,
+                client = SdkClient(
+                    base_url=self.host, version=negotiate_api_version(server), timeout=default
                 )
                 self._podman = is_podman(server)
+                self._client = client
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                raise _unreachable(self.host, exc) from exc
+                if isinstance(exc, requests.exceptions.RequestException) and is_no_answer(exc):
+                    raise self._strikes.missed("GET /version", exc, self.timeouts.probe) from exc
+                raise unreachable(self.host, exc) from exc
         return self._client
+
+    def new_run(self) -> None:
+        """Forget the strikes of an earlier run: a daemon's next cycle tries the engine
+        afresh."""
+        self._strikes.clear()
+
+    @property
+    def down(self) -> str | None:
+        """Why gcd gave up on the engine in this run, or None."""
+        return self._strikes.down
 
     @property
     def podman(self) -> bool:
@@ -143,33 +152,26 @@ class Engine:
             self._client.close()
             self._client = None
 
-    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except requests.exceptions.ConnectionError as exc:
-            raise _unreachable(self.host, exc) from exc
-        except requests.exceptions.RequestException as exc:
-            raise EngineError(f"{what} failed: {exc}") from exc
-        except docker.errors.APIError as exc:
-            raise EngineError(f"{what} failed: {exc.explanation or exc}") from exc
-        except docker.errors.DockerException as exc:
-            raise _unreachable(self.host, exc) from exc
-
     def info(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET /info", self.client.info)
+        result: dict[str, Any] = self._call("GET /info", Wait.PROBE, Shape.INFO, self.client.info)
         return result
 
     def version(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET /version", self.client.version)
+        result: dict[str, Any] = self._call(
+            "GET /version", Wait.PROBE, Shape.VERSION, self.client.version
+        )
         return result
 
     def ping(self) -> bool:
-        return bool(self._call("GET /_ping", self.client.ping))
+        """`GET /_ping`, sent even when gcd gave up on the engine: an answer clears the
+        strikes (the engine is back)."""
+        self._strikes.clear()
+        return bool(self._call("GET /_ping", Wait.PROBE, None, self.client.ping))
 
     def list_images(self) -> list[dict[str, Any]]:
         """`GET /images/json?all=0`: top-level images, one call whatever their number."""
         result: list[dict[str, Any]] = self._call(
-            "GET /images/json", lambda: self.client.images(all=False)
+            "GET /images/json", Wait.READ, Shape.IMAGES, lambda: self.client.images(all=False)
         )
         return result
 
@@ -177,7 +179,10 @@ class Engine:
         """`GET /containers/json?all=1`: containers in every state, without sizes unless
         `sizes` (`size=1` walks every writable layer, as `GET /system/df` does)."""
         result: list[dict[str, Any]] = self._call(
-            "GET /containers/json", lambda: self.client.containers(all=True, size=sizes)
+            "GET /containers/json",
+            Wait.DISK_USAGE if sizes else Wait.READ,
+            Shape.CONTAINERS,
+            lambda: self.client.containers(all=True, size=sizes),
         )
         return result
 
@@ -188,7 +193,9 @@ class Engine:
         `LayersSize` only with `images`. API 1.41 (20.10, Podman) has no `type` and always
         computes everything (engine-facts.md §1.5)."""
         if _version_key(self.api_version) < _version_key(DF_TYPES_SINCE):
-            result: dict[str, Any] = self._call("GET /system/df", self.client.df)
+            result: dict[str, Any] = self._call(
+                "GET /system/df", Wait.DISK_USAGE, Shape.DISK_USAGE, self.client.df
+            )
             return result
         types = [*(["image"] if images else []), "container", "volume", "build-cache"]
         # The SDK's df() takes no parameters; its request helpers still bring the socket
@@ -197,25 +204,21 @@ class Engine:
         return dict(
             self._call(
                 "GET /system/df",
+                Wait.DISK_USAGE,
+                Shape.DISK_USAGE,
                 lambda: client._result(
                     client._get(client._url("/system/df"), params={"type": types}), True
                 ),
             )
         )
 
-    def _call_or_none(self, what: str, method: Any) -> Any:
-        """`_call`, with None for a 404: the object does not (or no longer) exist."""
-        try:
-            return self._call(what, method)
-        except EngineError as exc:
-            if isinstance(exc.__cause__, docker.errors.NotFound):
-                return None
-            raise
-
     def inspect_image(self, image: str) -> dict[str, Any] | None:
         """`GET /images/{id}/json`, or None when the image does not exist."""
         result: dict[str, Any] | None = self._call_or_none(
-            f"GET /images/{image}/json", lambda: self.client.inspect_image(image)
+            "GET /images/{id}/json",
+            f"GET /images/{image}/json",
+            Shape.IMAGE,
+            lambda: self.client.inspect_image(image),
         )
         return result
 
@@ -223,26 +226,37 @@ class Engine:
         """`GET /images/{id}/history`, newest entry first, or None when the image does not
         exist. On a graphdriver engine each non-empty entry's `Size` is that layer's size."""
         result: list[dict[str, Any]] | None = self._call_or_none(
-            f"GET /images/{image}/history", lambda: self.client.history(image)
+            "GET /images/{id}/history",
+            f"GET /images/{image}/history",
+            Shape.HISTORY,
+            lambda: self.client.history(image),
         )
         return result
 
     def inspect_container(self, container: str) -> dict[str, Any] | None:
         """`GET /containers/{id}/json`, or None when the container does not exist."""
         result: dict[str, Any] | None = self._call_or_none(
-            f"GET /containers/{container}/json", lambda: self.client.inspect_container(container)
+            "GET /containers/{id}/json",
+            f"GET /containers/{container}/json",
+            Shape.CONTAINER,
+            lambda: self.client.inspect_container(container),
         )
         return result
 
     def list_volumes(self) -> list[dict[str, Any]]:
         """`GET /volumes`: the `Volumes` list (the engine sends null for none)."""
-        answer: dict[str, Any] = self._call("GET /volumes", self.client.volumes)
-        return list((answer or {}).get("Volumes") or [])
+        answer: dict[str, Any] = self._call(
+            "GET /volumes", Wait.READ, Shape.VOLUMES, self.client.volumes
+        )
+        return list(answer.get("Volumes") or [])
 
     def inspect_volume(self, name: str) -> dict[str, Any] | None:
         """`GET /volumes/{name}`, or None when the volume does not exist."""
         result: dict[str, Any] | None = self._call_or_none(
-            f"GET /volumes/{name}", lambda: self.client.inspect_volume(name)
+            "GET /volumes/{name}",
+            f"GET /volumes/{name}",
+            Shape.VOLUME,
+            lambda: self.client.inspect_volume(name),
         )
         return result
 
@@ -251,15 +265,17 @@ class Engine:
         container is a 409 (`CONFLICT`), never killed; its volumes stay, anonymous ones too,
         for the `volumes` section to judge (engine-facts.md §1.2)."""
         return self._removal(
+            "DELETE /containers/{id}",
             lambda: self.client.remove_container(container_id, v=False, link=False, force=False),
-            parse=False,
         )
 
     def remove_volume(self, name: str) -> RemoveResult:
         """`DELETE /volumes/{name}` without force: a volume a container mounts, in any state,
         is a 409 "volume is in use" (`CONFLICT`). Never `POST /volumes/prune`, whose meaning
         changes with the API version (engine-facts.md §1.3)."""
-        return self._removal(lambda: self.client.remove_volume(name, force=False), parse=False)
+        return self._removal(
+            "DELETE /volumes/{name}", lambda: self.client.remove_volume(name, force=False)
+        )
 
     def remove_image(self, name: str, *, force: bool = False) -> RemoveResult:
         """`DELETE /images/{name}`, classified, never raised (except when the engine is
@@ -272,7 +288,9 @@ class Engine:
         if force and (not _full_id(name) or self.podman):
             raise ValueError(f"force is only for a full image id on Docker, not {name!r}")
         return self._removal(
-            lambda: self.client.remove_image(name, force=force, noprune=False), parse=True
+            "DELETE /images/{id}",
+            lambda: self.client.remove_image(name, force=force, noprune=False),
+            shape=Shape.DELETED,
         )
 
     def untag_image_by_id(self, image_id: str, repository: str, tag: str) -> RemoveResult:
@@ -290,51 +308,40 @@ class Engine:
             url = client._url("/libpod/images/{0}/untag", image_id)
             client._raise_for_status(client._post(url, params={"repo": repository, "tag": tag}))
 
-        result = self._removal(untag, parse=False)
+        result = self._removal("POST /libpod/images/{id}/untag", untag)
         if result.status is RemoveStatus.SERVER_ERROR and "tag not known" in result.message:
             return RemoveResult(RemoveStatus.NOT_FOUND, result.message)
         if result.status is RemoveStatus.REMOVED:
             return RemoveResult(RemoveStatus.REMOVED, untagged=(f"{repository}:{tag}",))
         return result
 
-    def _removal(self, request: Any, *, parse: bool) -> RemoveResult:
-        try:
-            body = request()
-        except docker.errors.NotFound as exc:
-            return RemoveResult(RemoveStatus.NOT_FOUND, str(exc.explanation or exc))
-        except docker.errors.APIError as exc:
-            return refused(exc.status_code or 0, str(exc.explanation or exc))
-        except requests.exceptions.ConnectionError as exc:
-            raise _unreachable(self.host, exc) from exc
-        except requests.exceptions.Timeout as exc:
-            return RemoveResult(RemoveStatus.TIMEOUT, str(exc))
-        except requests.exceptions.RequestException as exc:
-            return RemoveResult(RemoveStatus.SERVER_ERROR, str(exc))
-        except docker.errors.DockerException as exc:
-            raise _unreachable(self.host, exc) from exc
-        untagged, deleted = _answer(body) if parse else ((), ())
-        return RemoveResult(RemoveStatus.REMOVED, untagged=untagged, deleted=deleted)
-
     def events(self, since: int | None = None, **filters: list[str]) -> Iterator[dict[str, Any]]:
         """`GET /events` as decoded dicts; ends silently when dockerd stops (reconnect)."""
-        stream: Iterator[dict[str, Any]] = self._call(
+        stream: Iterator[Any] = self._call(
             "GET /events",
+            Wait.READ,
+            None,
             lambda: self.client.events(since=since, filters=filters or None, decode=True),
         )
-        return stream
+        return CheckedEvents(stream)
 
     # -- networks and build cache ------------------------------------------------------------
 
     def list_networks(self) -> list[dict[str, Any]]:
         """`GET /networks`. Its `Containers` is empty on Docker (only an inspect fills it)."""
-        result: list[dict[str, Any]] = self._call("GET /networks", self.client.networks)
+        result: list[dict[str, Any]] = self._call(
+            "GET /networks", Wait.READ, Shape.NETWORKS, self.client.networks
+        )
         return result
 
     def inspect_network(self, network_id: str) -> dict[str, Any] | None:
         """`GET /networks/{id}` with its `Containers` (running endpoints only), or None when
         the network does not exist."""
         result: dict[str, Any] | None = self._call_or_none(
-            f"GET /networks/{network_id}", lambda: self.client.inspect_network(network_id)
+            "GET /networks/{id}",
+            f"GET /networks/{network_id}",
+            Shape.NETWORK,
+            lambda: self.client.inspect_network(network_id),
         )
         return result
 
@@ -344,7 +351,9 @@ class Engine:
         each a `CONFLICT`. Docker checks running endpoints only: it removes a network a
         stopped container is attached to, which then cannot start, so the caller guards that
         itself."""
-        result = self._removal(lambda: self.client.remove_network(network_id), parse=False)
+        result = self._removal(
+            "DELETE /networks/{id}", lambda: self.client.remove_network(network_id)
+        )
         in_use = any(text in result.message for text in _NETWORK_IN_USE)
         if result.status is RemoveStatus.SERVER_ERROR and in_use:
             return RemoveResult(RemoveStatus.CONFLICT, result.message)
@@ -362,9 +371,10 @@ class Engine:
             url = client._url("/system/df")
             return client._result(client._get(url, params={"type": "build-cache"}), True)
 
-        body = self._call("GET /system/df?type=build-cache", read)
-        records = body.get("BuildCache") if isinstance(body, dict) else None
-        return [r for r in records or () if isinstance(r, dict)]
+        body = self._call(
+            "GET /system/df?type=build-cache", Wait.DISK_USAGE, Shape.DISK_USAGE, read
+        )
+        return list(body.get("BuildCache") or ())
 
     def prune_build_cache_record(self, record_id: str, *, keep_shared: bool = True) -> RemoveResult:
         """`POST /build/prune` for exactly one record, by its full id.
@@ -397,10 +407,14 @@ class Engine:
 
         def prune() -> None:
             filters = {"id": [f"^{record_id}$"]}
-            body = client.prune_builds(filters=filters, all=not keep_shared)
-            answer.update(body if isinstance(body, dict) else {})
+            body = check(
+                "POST /build/prune",
+                Shape.PRUNED,
+                client.prune_builds(filters=filters, all=not keep_shared),
+            )
+            answer.update(body or {})
 
-        result = self._removal(prune, parse=False)
+        result = self._removal("POST /build/prune", prune, wait=Wait.PRUNE)
         if result.status is not RemoveStatus.REMOVED:
             return result
         deleted = tuple(str(i) for i in answer.get("CachesDeleted") or () if i)

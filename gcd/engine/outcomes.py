@@ -10,7 +10,7 @@ from gcd.core.kind import Key
 from gcd.core.plan import Decision
 from gcd.core.rules import RuleId
 from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus
-from gcd.errors import EngineError
+from gcd.errors import EngineDownError, EngineError, EngineNoAnswerError
 
 
 class OutcomeStatus(StrEnum):
@@ -87,23 +87,34 @@ class Removal:
         self.touched = False
 
     def run(self) -> Verdict:
-        """The kind's `attempt`; an engine error (other than a lost engine, which ends the
-        run) is this object's `failed`, and the executor goes on."""
+        """The kind's `attempt`; an engine error, or one request without an answer (a strike,
+        `gcd.engine.timeouts`), is this object's `failed`, and the executor goes on. A lost
+        engine (refused connection, or gcd giving up on it: `EngineDownError`) ends the run."""
         try:
             return self.attempt()
-        except EngineError as exc:
+        except EngineDownError:
+            raise
+        except (EngineError, EngineNoAnswerError) as exc:
             return Verdict(OutcomeStatus.FAILED, str(exc))
 
     def attempt(self) -> Verdict:
         raise NotImplementedError
 
 
+UNANSWERED = frozenset({RemoveStatus.TIMEOUT, RemoveStatus.CONNECTION_LOST})
+"""A removal sent whose answer never came: the engine may have carried it out."""
+
+
 def classify_after_reinspect(result: RemoveResult, *, gone: bool) -> Verdict:
-    """A 500 or a timeout of `DELETE /images/<id>`, judged by a fresh inspect."""
-    if result.status is RemoveStatus.TIMEOUT:
+    """A 500, a timeout or a lost connection of `DELETE /images/<id>`, judged by a fresh
+    inspect: gone after an unanswered request is `removed` (gcd's request did it)."""
+    if result.status in UNANSWERED:
         if gone:
             return Verdict(OutcomeStatus.REMOVED, f"deleted by id ({result.message}; re-inspected)")
-        return Verdict(OutcomeStatus.TIMEOUT, f"{result.message}; the image is still there")
+        status = (
+            OutcomeStatus.TIMEOUT if result.status is RemoveStatus.TIMEOUT else OutcomeStatus.FAILED
+        )
+        return Verdict(status, f"{result.message}; the image is still there")
     if gone:
         return Verdict(OutcomeStatus.ALREADY_GONE, f"{result.message}; re-inspected: gone")
     return Verdict(OutcomeStatus.FAILED, result.message)

@@ -42,7 +42,7 @@ from gcd.engine.kinds.networks import read_networks
 from gcd.engine.kinds.volumes import read_volumes, volume_sizes
 from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store, layers_from_engine
 from gcd.engine.times import parse_created
-from gcd.errors import EngineError
+from gcd.errors import EngineDownError, EngineError, EngineNoAnswerError
 from gcd.host.state import State
 
 log = structlog.get_logger("gcd.snapshot")
@@ -83,7 +83,9 @@ def read_disk_usage(engine: EngineApi) -> DiskUsage:
     still raises."""
     try:
         raw = engine.system_df(images=False)
-    except EngineError as exc:
+    except EngineDownError:
+        raise
+    except (EngineError, EngineNoAnswerError) as exc:
         # 20.10 on a full disk fails the whole df writing BuildKit's metadata; the
         # containers' own sizes still come from their listing, which is what a full disk
         # needs most (engine-facts.md §0.11: containers can still be removed).
@@ -94,7 +96,9 @@ def read_disk_usage(engine: EngineApi) -> DiskUsage:
         )
         try:
             listed = engine.list_containers(sizes=True)
-        except EngineError as again:
+        except EngineDownError:
+            raise
+        except (EngineError, EngineNoAnswerError) as again:
             log.warning("container_sizes_failed", error=str(again))
             return DiskUsage(known=False)
         return DiskUsage(known=False, container_sizes=_sizes_rw(listed))

@@ -211,7 +211,14 @@ class Metrics:
             "Bytes the filesystem gained across cycles that removed something (statvfs "
             "before/after; other writers on the disk make this differ from reclaimed bytes).",
         )
-        self.engine_up = gauge("gcd_engine_up", "1 if the Docker engine answered the last request.")
+        self.engine_up = gauge(
+            "gcd_engine_up",
+            "1 if the Docker engine is reachable: gcd's last look got an HTTP answer, even an "
+            "error (a 500); 0 if it could not connect or got no answer in time. The daemon "
+            "looks with GET /_ping every 15 s and at each cycle's start, and a cycle's outcome "
+            "counts too (finished or refused: 1; engine unreachable: 0); a run sets it from "
+            "its own requests.",
+        )
         self.policy_reload_success = gauge(
             "gcd_policy_reload_success",
             "1 if the last policy load succeeded; 0 if it failed and the previous policy runs.",

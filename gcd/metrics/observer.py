@@ -8,9 +8,11 @@ from pathlib import Path
 
 import structlog
 
+from gcd.config.loader import read_policy_file
 from gcd.core.budget import Pressure
 from gcd.core.kind import Kind
 from gcd.cycle import RunResult
+from gcd.errors import PolicyError
 from gcd.metrics.definitions import Metrics
 from gcd.observer import CycleObserver
 
@@ -29,8 +31,10 @@ class MetricsObserver(CycleObserver):
             self.metrics.record_policy_reload_failed()
             return
         try:
-            self.metrics.record_policy_loaded(path.read_bytes())
-        except OSError as exc:
+            # Bounded and non-blocking, as the load was: a FIFO swapped in since then must not
+            # hang the daemon here.
+            self.metrics.record_policy_loaded(read_policy_file(path))
+        except PolicyError as exc:
             log.warning("policy_digest_failed", error=str(exc))
 
     def disk_measured(self, pressure: Pressure) -> None:

@@ -140,9 +140,29 @@ def _application(registry: CollectorRegistry, auth: BasicAuth) -> WsgiApp:
     return app
 
 
+class _ErrorsToLog:
+    """wsgiref's stderr for an application error: its traceback, written line by line and
+    flushed at the end, becomes one `metrics_app_failed` event instead of raw lines."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        text, self._parts = "".join(self._parts).rstrip(), []
+        if text:
+            log.error("metrics_app_failed", detail=text)
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """One line per scrape would drown the journal; failures are logged by the server."""
+
+    def get_stderr(self) -> Any:
+        return _ErrorsToLog()
 
 
 class _Server(ThreadingMixIn, WSGIServer):

@@ -8,7 +8,7 @@ It also injects faults (`proxy.fault(match, Fault(...))`): latency, a reset befo
 request reached the engine, an HTTP status of its own, a truncated or garbled body, a hang until
 the fault is lifted. Faults can be added and lifted while a gcd process (a daemon) talks
 through the proxy. Answers are read whole, except chunked ones (`GET /events`), which are
-streamed on as they come.
+streamed on as they come unless a fault needs their body.
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ class FaultKind(Enum):
     HANG = "hang"
     """Hold the request, unforwarded, until the fault is lifted (then forward it), or until the
     proxy closes."""
+
+
+_BODY_FAULTS = frozenset({FaultKind.RESET_AFTER, FaultKind.TRUNCATE, FaultKind.GARBLE})
+"""Faults on the engine's answer: a chunked one (Podman chunks every answer) is read whole
+for them rather than streamed, so that they apply on every engine."""
 
 
 @dataclass(frozen=True)
@@ -243,7 +248,7 @@ class EngineProxy:
                     }
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     answer = upstream.getresponse()
-                    if answer.chunked:
+                    if answer.chunked and (fault is None or fault.kind not in _BODY_FAULTS):
                         self._stream(answer)
                         return
                     content = answer.read()

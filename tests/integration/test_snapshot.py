@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from gcd.core.records import ContainerState
 from gcd.engine.client import Engine
 from gcd.engine.layers import LayerStore, chain_ids
 from gcd.engine.snapshot import take_snapshot
+from gcd.engine.timeouts import Wait
 from gcd.host.state import State
 from tests.integration.engines import Traits
 from tests.integration.harness import PrivateEngine
@@ -33,9 +35,9 @@ class CountingEngine(Engine):
         super().__init__(host)
         self.calls = 0
 
-    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+    def _send(self, kind: str, wait: Wait, request: Callable[[], Any]) -> Any:
         self.calls += 1
-        return super()._call(what, method, *args, **kwargs)
+        return super()._send(kind, wait, request)
 
 
 def test_records_are_parsed_once_with_aware_dates(

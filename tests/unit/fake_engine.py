@@ -256,6 +256,9 @@ class FakeEngine:
         self._events: list[dict[str, Any]] = []
         self._due: list[_Due] = []
 
+    def new_run(self) -> None:
+        """`Engine.new_run` clears the strikes of stalled requests; the fake never stalls."""
+
     # -- races and faults ------------------------------------------------------------------
 
     def before(

@@ -145,7 +145,7 @@ def test_container_label_values_are_text_as_for_images() -> None:
         "(YAML reads true as the boolean true)",
         'p.yaml:5:24: containers.keep[1].label.release: a label value is text: quote it: "1.10" '
         "(YAML reads 1.10 as the number 1.1)",
-        'p.yaml:6:17: containers.keep[2].label.k: a label value is text: write "*" for any value',
+        'p.yaml:6:18: containers.keep[2].label.k: a label value is text: write "*" for any value',
         'p.yaml:7:15: containers.keep[3].label.on: keys are text: quote it: "on" '
         "(YAML 1.1 reads on as the boolean true, YAML 1.2 as text)",
         'p.yaml:8:22: containers.keep[4].label.count: a label value is text: quote it: "3" '
@@ -473,15 +473,18 @@ def test_one_own_limit_leaves_the_other_to_safety() -> None:
         ),
         (
             CONTAINERS + "  max_deletions_per_run: 0\n",
-            "p.yaml:3:26: containers.max_deletions_per_run: expected a whole number ≥ 1, got 0",
+            "p.yaml:3:26: containers.max_deletions_per_run: expected a whole number from 1 to "
+            "1000000, got 0",
         ),
         (
             "images:\n  max_deletions_per_run: 1.5\n",
-            "p.yaml:2:26: images.max_deletions_per_run: expected a whole number ≥ 1, got 1.5",
+            "p.yaml:2:26: images.max_deletions_per_run: expected a whole number from 1 to "
+            "1000000, got 1.5",
         ),
         (
             VOLUMES + "  max_deletions_per_run: '10'\n",
-            'p.yaml:3:26: volumes.max_deletions_per_run: expected a whole number ≥ 1, got "10"',
+            "p.yaml:3:26: volumes.max_deletions_per_run: expected a whole number from 1 to "
+            '1000000, got "10"',
         ),
         (
             "networks: {unused_for: 1d, max_delete_fractoin: 1}\n",

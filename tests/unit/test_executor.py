@@ -33,7 +33,7 @@ from tests.unit.builders import NOW, image, policy, snapshot
 
 
 def nowhere(tmp_path: Path) -> Engine:
-    return Engine(f"unix://{tmp_path}/no-such-docker.sock", timeout=5)
+    return Engine(f"unix://{tmp_path}/no-such-docker.sock")
 
 
 def plan_of_three() -> Plan:

@@ -224,9 +224,11 @@ def test_a_count_that_yaml_versions_read_differently_is_refused(value: str, mess
 def test_a_count_is_a_plain_decimal_whole_number_from_1(value: str) -> None:
     (problem,) = problems(count_policy(value))
     assert problem == (
-        f"p.yaml:3:15: images.keep[0].newest: expected a whole number ≥ 1, got {value}"
+        f"p.yaml:3:15: images.keep[0].newest: expected a whole number from 1 to "
+        f"1000000, got {value}"
         if not value.startswith(("'", '"'))
-        else 'p.yaml:3:15: images.keep[0].newest: expected a whole number ≥ 1, got "10"'
+        else "p.yaml:3:15: images.keep[0].newest: expected a whole number from 1 to "
+        '1000000, got "10"'
     )
 
 

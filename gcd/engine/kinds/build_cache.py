@@ -46,10 +46,10 @@ import structlog
 
 from gcd.core.plan import Decision
 from gcd.core.records import EPOCH, BuildCacheRecord
-from gcd.engine.api import EngineApi, RemoveStatus
-from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict
+from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus
+from gcd.engine.outcomes import UNANSWERED, OutcomeStatus, Removal, Verdict
 from gcd.engine.times import parse_engine_time, parse_go_time
-from gcd.errors import EngineError
+from gcd.errors import EngineDownError, EngineError, EngineNoAnswerError
 
 __all__ = ["BuildCacheRemoval", "read_build_cache", "read_record", "unit_sizes"]
 
@@ -154,8 +154,8 @@ class BuildCacheRemoval(Removal):
             return Verdict(OutcomeStatus.ALREADY_GONE, result.message)
         if result.status is RemoveStatus.CONFLICT:
             return Verdict(OutcomeStatus.CONFLICT, result.message)
-        if result.status is RemoveStatus.TIMEOUT:
-            return self._timed_out(result.message)
+        if result.status in UNANSWERED:
+            return self._timed_out(result)
         if result.status is not RemoveStatus.REMOVED:
             return Verdict(OutcomeStatus.FAILED, result.message)
         others = sorted(set(result.deleted) - {self.record.id})
@@ -168,13 +168,23 @@ class BuildCacheRemoval(Removal):
             return Verdict(OutcomeStatus.REMOVED, detail, freed_bytes=result.reclaimed_bytes or 0)
         return self._nothing_deleted()
 
-    def _timed_out(self, message: str) -> Verdict:
-        """The prune's answer was lost: gone in a fresh listing → `removed`, with the plan's
-        bytes (the engine's count went with the answer); else `timeout`."""
-        fresh = self._fresh()
+    def _timed_out(self, result: RemoveResult) -> Verdict:
+        """The prune's answer was lost (a timeout, a reset): gone in a fresh listing →
+        `removed`, with the plan's bytes (the engine's count went with the answer); else
+        `timeout`, or `failed` after a lost connection."""
+        message = result.message
+        try:
+            fresh = self._fresh()
+        except EngineDownError:
+            raise
+        except (EngineError, EngineNoAnswerError) as exc:
+            return Verdict(OutcomeStatus.FAILED, f"{message}; re-reading the build cache: {exc}")
         if fresh is not None and all(r.id != self.record.id for r in fresh):
             return Verdict(OutcomeStatus.REMOVED, f"pruned by id ({message}; re-read)")
-        return Verdict(OutcomeStatus.TIMEOUT, f"{message}; the record may still be there")
+        status = (
+            OutcomeStatus.TIMEOUT if result.status is RemoveStatus.TIMEOUT else OutcomeStatus.FAILED
+        )
+        return Verdict(status, f"{message}; the record may still be there")
 
     def _nothing_deleted(self) -> Verdict:
         """The engine pruned nothing: say why, where the cache can be re-read cheaply."""

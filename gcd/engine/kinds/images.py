@@ -44,7 +44,7 @@ from gcd.core.references import InvalidReferenceError, parse_reference
 from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus
 from gcd.engine.outcomes import OutcomeStatus, Removal, Verdict, classify_after_reinspect
 from gcd.engine.times import parse_engine_time
-from gcd.errors import EngineError
+from gcd.errors import EngineDownError, EngineError, EngineNoAnswerError
 
 log = structlog.get_logger("gcd.executor")
 
@@ -175,7 +175,9 @@ class ImageRemoval(Removal):
             return Verdict(OutcomeStatus.CONFLICT, result.message)
         try:
             gone = self.engine.inspect_image(self.image_id) is None
-        except EngineError as exc:
+        except EngineDownError:
+            raise
+        except (EngineError, EngineNoAnswerError) as exc:
             gone = False
             result = RemoveResult(result.status, f"{result.message}; re-inspect failed: {exc}")
         return classify_after_reinspect(result, gone=gone)

@@ -7,15 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gcd.engine.api import RemoveResult, RemoveStatus
-from gcd.engine.outcomes import OutcomeStatus, Verdict
-from gcd.errors import EngineError
+from gcd.engine.outcomes import UNANSWERED, OutcomeStatus, Verdict
+from gcd.errors import EngineDownError, EngineError, EngineNoAnswerError
 
 
 def classify_removal(
     result: RemoveResult, *, removed: str, gone: Callable[[], bool], what: str
 ) -> Verdict:
     """`removed` is the detail of a success; `gone` re-inspects (True: the object no longer
-    exists), called only after a 500 or a timeout; `what` names the object in a detail."""
+    exists), called only after a 500, a timeout or a lost connection; `what` names the object
+    in a detail."""
     if result.status is RemoveStatus.REMOVED:
         return Verdict(OutcomeStatus.REMOVED, removed)
     if result.status is RemoveStatus.NOT_FOUND:
@@ -24,12 +25,17 @@ def classify_removal(
         return Verdict(OutcomeStatus.CONFLICT, result.message)
     try:
         vanished = gone()
-    except EngineError as exc:
+    except EngineDownError:
+        raise
+    except (EngineError, EngineNoAnswerError) as exc:
         return Verdict(OutcomeStatus.FAILED, f"{result.message}; re-inspect failed: {exc}")
-    if result.status is RemoveStatus.TIMEOUT:
+    if result.status in UNANSWERED:
         if vanished:
             return Verdict(OutcomeStatus.REMOVED, f"{removed} ({result.message}; re-inspected)")
-        return Verdict(OutcomeStatus.TIMEOUT, f"{result.message}; {what} is still there")
+        status = (
+            OutcomeStatus.TIMEOUT if result.status is RemoveStatus.TIMEOUT else OutcomeStatus.FAILED
+        )
+        return Verdict(status, f"{result.message}; {what} is still there")
     if vanished:
         return Verdict(OutcomeStatus.ALREADY_GONE, f"{result.message}; re-inspected: gone")
     return Verdict(OutcomeStatus.FAILED, result.message)
