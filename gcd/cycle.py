@@ -136,7 +136,7 @@ def _retry_images(
     )
     again = {o.key: o for o in retry.outcomes}
     outcomes = tuple(again.get(o.key, o) for o in report.outcomes)
-    return Report(outcomes, report.aborted or retry.aborted)
+    return Report(outcomes, report.aborted or retry.aborted, report.orphans + retry.orphans)
 
 
 def run_once(

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from gcd.engine.timeouts import Timeouts
+
 PODMAN_CONFLICTS = (
     "please force removal",
     "container state improper",
@@ -62,6 +64,9 @@ def refused(status_code: int, message: str) -> RemoveResult:
 
 class EngineApi(Protocol):
     """A Docker-compatible engine, as gcd's engine-facing modules use it."""
+
+    timeouts: Timeouts
+    """Its bounds per kind of request, and the settle time of the orphan check."""
 
     @property
     def host(self) -> str:

@@ -16,6 +16,7 @@ for it, and the executor refuses it again (`RunRefusedError`) if asked.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -24,6 +25,7 @@ import structlog
 from gcd.core.kind import Kind
 from gcd.core.plan import Decision, Plan
 from gcd.core.rules import RuleId
+from gcd.engine import orphans
 from gcd.engine.api import EngineApi
 from gcd.engine.kinds import build_cache, containers, images, networks, volumes
 from gcd.engine.outcomes import ATTENTION, Outcome, OutcomeStatus, Removal, Report, Verdict
@@ -101,6 +103,8 @@ def execute(
     if plan.refusal is not None:
         raise RunRefusedError(plan.refusal)
     outcomes: list[Outcome] = []
+    removed_at: dict[str, float] = {}
+    reported: dict[str, frozenset[str]] = {}
     aborted: str | None = None
     below_low: str | None = None
     deletions = plan.deletions
@@ -120,6 +124,10 @@ def execute(
                 log.error("engine_lost", error=str(exc))
                 status = OutcomeStatus.FAILED if attempt.touched else OutcomeStatus.NOT_ATTEMPTED
                 verdict = Verdict(status, aborted)
+            if isinstance(attempt, images.ImageRemoval):
+                if verdict.status is OutcomeStatus.REMOVED:
+                    removed_at[attempt.image_id] = time.monotonic()
+                reported[attempt.image_id] = attempt.users_after
         outcome = _outcome(decision, verdict)
         _log(outcome)
         outcomes.append(outcome)
@@ -129,4 +137,5 @@ def execute(
         last_of_kind = position + 1 == len(deletions) or deletions[position + 1].key.kind != kind
         if relieved is not None and below_low is None and aborted is None and last_of_kind:
             below_low = relieved(kind)
-    return Report(tuple(outcomes), aborted)
+    found = orphans.sweep(engine, removed_at, reported, stop) if aborted is None else ()
+    return Report(tuple(outcomes), aborted, found)

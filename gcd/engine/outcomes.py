@@ -10,6 +10,7 @@ from gcd.core.kind import Key
 from gcd.core.plan import Decision
 from gcd.core.rules import RuleId
 from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus
+from gcd.engine.orphans import Orphan
 from gcd.errors import EngineDownError, EngineError, EngineNoAnswerError
 
 
@@ -51,6 +52,8 @@ class Report:
     outcomes: tuple[Outcome, ...]
     aborted: str | None = None
     """Why the run ended before the end of the plan; None when it got through."""
+    orphans: tuple[Orphan, ...] = ()
+    """Images removed in the run under a container created from them meanwhile."""
 
     def count(self, status: OutcomeStatus) -> int:
         return sum(1 for o in self.outcomes if o.status is status)

@@ -26,6 +26,9 @@ the snapshot needs ends the run at its first strike (exit 3): there is no plan w
 refused connection, or a read whose connection is lost (dockerd stopped), ends the run at
 once, as before.
 
+After a run that removed images, gcd waits `settle` (2 s) and lists the containers once more
+(`gcd.engine.orphans`).
+
 `GCD_ENGINE_TIMEOUTS` overrides the values, e.g. `connect=1,read=2,remove=2,give_up_after=2`
 (a test and tuning knob; the keys are the fields of `Timeouts`).
 """
@@ -65,6 +68,9 @@ class Timeouts:
     remove: float = 60.0
     prune: float = 120.0
     give_up_after: int = 3
+    settle: float = 2.0
+    """Not a timeout: how long after a run's last image deletion gcd lists the containers
+    again, to find any whose create was in flight during a delete (`gcd.engine.orphans`)."""
 
     def seconds(self, wait: Wait) -> tuple[float, float]:
         """`(connect, read)` for requests' `timeout=`."""

@@ -230,6 +230,12 @@ class Metrics:
             "gcd_safety_aborts",
             "Runs refused by a safety limit (safety.max_delete_fraction); nothing was deleted.",
         )
+        self.removed_under_container = counter(
+            "gcd_images_removed_under_container",
+            "Images gcd removed while a container was being created from them (the engine "
+            "registers a container only once its create completes): the container keeps its "
+            "layers and starts, but its image is gone. Logged as image_removed_under_container.",
+        )
         self.build_info = gauge(
             "gcd_build_info", "gcd's version and Python's, always 1.", "version", "python"
         )
@@ -298,6 +304,7 @@ class Metrics:
             fallback = next(((k.kind, r) for k, r in removed.items()), (Kind.IMAGE, RuleId.UNKEPT))
             for (kind, rule), amount in apportion(split, max(freed_bytes, 0), fallback).items():
                 self.reclaimed_bytes.labels(kind.value, rule.value).inc(amount)
+        self.removed_under_container.inc(len(report.orphans))
         for outcome in report.outcomes:
             self.removals.labels(outcome.key.kind.value, _OUTCOME_OF[outcome.status].value).inc()
         if result is not CycleResult.REFUSED:
@@ -390,6 +397,7 @@ class Metrics:
             "gcd_cycle_duration_seconds": self.cycle_duration,
             "gcd_filesystem_freed_bytes": self.filesystem_freed_bytes,
             "gcd_safety_aborts": self.safety_aborts,
+            "gcd_images_removed_under_container": self.removed_under_container,
         }
 
     def carry_gauge(self, name: str, value: float) -> None:

@@ -11,6 +11,7 @@ import docker
 import pytest
 
 from gcd.engine.client import Engine
+from gcd.engine.timeouts import TIMEOUTS_ENV
 from tests.integration.engines import (
     DEFAULT_ENGINE,
     TRAITS,
@@ -19,6 +20,12 @@ from tests.integration.engines import (
     selected_engine,
 )
 from tests.integration.harness import PrivateEngine
+
+# A run that removed images waits `settle` (2 s) before its last container list, to report
+# containers created while an image was deleted (gcd.engine.orphans). Nothing in the suite
+# creates containers then but the tests that prove that check, which set the real value; for
+# the rest the wait would only add minutes. Subprocesses (gcd commands, daemons) inherit it.
+os.environ.setdefault(TIMEOUTS_ENV, "settle=0.2")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

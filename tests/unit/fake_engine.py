@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from gcd.core.references import InvalidReferenceError, parse_reference
 from gcd.engine.api import EngineApi, RemoveResult, RemoveStatus, refused
+from gcd.engine.timeouts import Timeouts
 from gcd.errors import EngineError, EngineUnreachableError
 
 if TYPE_CHECKING:
@@ -255,6 +256,9 @@ class FakeEngine:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._events: list[dict[str, Any]] = []
         self._due: list[_Due] = []
+
+    timeouts = Timeouts(settle=0.0)
+    """No create is ever in flight here: the orphan check lists at once."""
 
     def new_run(self) -> None:
         """`Engine.new_run` clears the strikes of stalled requests; the fake never stalls."""

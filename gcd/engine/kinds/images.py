@@ -21,7 +21,8 @@ Right before touching a planned image, in plan order (README, "How deletion stay
 5. The engine's answer is read: a reference it untagged that the plan did not name is logged
    as an error (`image_removed_with_unplanned_references`), and after a forced delete a
    container created from the image in that one round trip is logged
-   (`image_removed_under_container`).
+   (`image_removed_under_container`). A container whose create was still in flight then is
+   found by the run's last container list (`gcd.engine.orphans`).
 
 What is left of the race (README, "Several tags"): only the planned image itself can be hit,
 only in the one round trip between step 2 and the forced delete, and only by someone tagging
@@ -100,6 +101,8 @@ class ImageRemoval(Removal):
         self.image = image_of(decision)
         self.image_id = self.image.id
         self.untagged: list[str] = []
+        self.users_after: frozenset[str] = frozenset()
+        """Containers found on the image right after its forced delete (already logged)."""
 
     def run(self) -> Verdict:
         verdict = super().run()
@@ -134,6 +137,7 @@ class ImageRemoval(Removal):
         if verdict.status is OutcomeStatus.REMOVED:
             users = _users(self.engine.list_containers(), self.image_id)
             if users:  # created in the one round trip since the check above
+                self.users_after = frozenset(users)
                 log.error(
                     "image_removed_under_container",
                     image=short_id(self.image_id),
