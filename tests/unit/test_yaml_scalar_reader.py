@@ -8,7 +8,7 @@ import re
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gcd.config.loader import parse_policy
@@ -75,6 +75,7 @@ PLAINISH = st.one_of(
 
 
 @given(PLAINISH)
+@example("0x_")  # PyYAML itself crashes on it (found by Hypothesis)
 def test_an_accepted_plain_label_value_is_text_in_yaml_11_and_12(text: str) -> None:
     if not plain_node(text):
         return
@@ -88,6 +89,7 @@ def test_an_accepted_plain_label_value_is_text_in_yaml_11_and_12(text: str) -> N
 
 
 @given(PLAINISH)
+@example("0x_")  # PyYAML itself crashes on it (found by Hypothesis)
 def test_an_accepted_plain_count_is_the_same_number_in_yaml_11_and_12(text: str) -> None:
     try:
         policy = parse_policy(count_policy(text), "p.yaml")
@@ -137,6 +139,7 @@ def test_what_the_versions_read_differently_is_refused(text: str) -> None:
 
 
 @given(PLAINISH)
+@example("0x_")  # PyYAML itself crashes on it (found by Hypothesis)
 def test_the_yaml_11_reading_in_messages_is_what_pyyaml_reads(text: str) -> None:
     """The messages say what YAML 1.1 reads: PyYAML (a YAML 1.1 loader) must agree, except for
     y/n, which the YAML 1.1 type repository makes booleans and PyYAML leaves as text."""
@@ -145,7 +148,13 @@ def test_the_yaml_11_reading_in_messages_is_what_pyyaml_reads(text: str) -> None
     reading = read_plain(text).yaml11
     if reading.kind in {"date", "timestamp", "merge", "value"}:
         return  # PyYAML makes a date, or refuses: gcd never uses the value, only says what
-    read = yaml.safe_load(f"v: {text}\n")["v"]
+    try:
+        read = yaml.safe_load(f"v: {text}\n")["v"]
+    except ValueError:
+        # PyYAML's own constructor crashes on a few texts its resolver calls numbers (`0x_`:
+        # int("", 16)): there is no reading of its to compare with. gcd refuses them anyway.
+        assert read_plain(text).refused
+        return
     if text in {"y", "Y", "n", "N"}:
         assert (reading.value, read) == (text in {"y", "Y"}, text)
         return
