@@ -285,6 +285,12 @@ def explain_reference(section: ImagePolicy, reference: Reference) -> str:
     for rule in section.keep:
         if rule.references and not any(p.matches(reference) for p in rule.references):
             continue
+        if rule.compose:  # its files are read in a cycle, not here
+            conditional.append(
+                f"{rule.describe()} ({rule.rule_id.value}) if a service of those Compose files "
+                "names it, or one of them cannot be read"
+            )
+            continue
         conditions = []
         if rule.labels:
             conditions.append("its labels match")
