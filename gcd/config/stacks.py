@@ -258,7 +258,15 @@ def _services(
     failures: list[ComposeFailure] = []
     for service_name in services:
         try:
-            names.extend(_service(path, services, service_name, env, projects))
+            found = _service(path, services, service_name, env, projects)
+            names.extend(found)
+            # Known only in part: kept as any image it could be, and reported, so that the
+            # operator can give the variable a value where gcd reads it (.env).
+            failures.extend(
+                ComposeFailure(str(path), f"service {service_name}: {name.why}")
+                for name in found
+                if name.reference is None
+            )
         except _Failed as exc:
             reason = str(exc)
             names.append(ComposeName(str(path), service_name, shape=ANY, why=reason))
@@ -290,7 +298,12 @@ def _service(
         if text.exact is None:
             unset = ", ".join(f"${{{v}}}" for v in text.unknown) or "a variable"
             names.append(
-                ComposeName(str(path), name, shape=text.parts, why=f"{unset} has no value in .env")
+                ComposeName(
+                    str(path),
+                    name,
+                    shape=text.parts,
+                    why=f"{unset} has no value in .env; kept as any image it could be",
+                )
             )
             continue
         try:
