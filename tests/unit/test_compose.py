@@ -4,11 +4,13 @@ file names, and the core's judgement on hand-built readings, fail-closed include
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from gcd.config.interpolate import (
     DotenvError,
@@ -29,6 +31,7 @@ from gcd.documents import plan_document
 from gcd.errors import PolicyError
 from gcd.metrics.definitions import Metrics
 from tests.unit.builders import NOW, image, policy, snapshot
+from tests.unit.daemon_support import NEVER, Rig
 
 
 def parts(text: str, env: dict[str, str | None] | None = None) -> tuple[str, ...]:
@@ -384,3 +387,25 @@ def test_test_pattern_says_a_compose_rule_depends_on_its_files() -> None:
     answer = explain_reference(section, parse_reference("nginx:1"))
     assert answer.startswith("kept only by images.keep[0] compose /srv/*/compose.yaml")
     assert "if a service of those Compose files names it" in answer
+
+
+def test_the_daemon_reads_the_files_again_in_every_cycle(tmp_path: Path) -> None:
+    glob_text = f"{tmp_path}/srv/*/compose.yaml"
+    running = replace(
+        policy(KeepRule(index=0, compose=(glob_text,))), schedule=NEVER, source="policy.yaml"
+    )
+    rig = Rig(tmp_path, running)
+    try:
+        with capture_logs() as logs:
+            assert rig.daemon.run_cycle("schedule") is not None
+            assert rig.sample("gcd_compose_globs_unmatched") == 1
+            write(tmp_path / "srv" / "shop", "services: [\n")  # deployed, broken, between cycles
+            result = rig.daemon.run_cycle("schedule")
+        assert result is not None
+        assert rig.sample("gcd_compose_globs_unmatched") == 0
+        assert rig.sample("gcd_compose_files", state="failed") == 1
+        (event,) = [e for e in logs if e["event"] == "compose_file_unreadable"]
+        assert event["path"] == f"{tmp_path}/srv/shop/compose.yaml"
+        assert event["reason"] == "invalid YAML at line 2"
+    finally:
+        rig.close()
