@@ -18,6 +18,7 @@ keeps every image it could have named (`gcd.core.compose`).
 from __future__ import annotations
 
 import glob
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ from gcd.config.interpolate import (
     normalise_project_name,
     read_dotenv,
 )
+from gcd.config.scalars import excerpt
 from gcd.core.compose import ANY, ComposeFailure, ComposeImages, ComposeName
 from gcd.core.policy import Policy
 from gcd.core.references import InvalidReferenceError, parse_reference
@@ -109,14 +111,18 @@ def read_globs(globs: tuple[str, ...]) -> ComposeImages:
     files: list[str] = []
     failures: list[ComposeFailure] = []
     unmatched: list[str] = []
-    paths: list[str] = []
+    paths: dict[str, None] = {}  # in order, once each
     for pattern in globs:
-        found = sorted(glob.glob(pattern))
+        found = 0
+        for path in itertools.islice(glob.iglob(pattern), MAX_FILES + 1):
+            found += 1
+            paths.setdefault(path)
         if not found:
             unmatched.append(pattern)
-        paths.extend(p for p in found if p not in paths)
+        if len(paths) > MAX_FILES:
+            break
     if len(paths) > MAX_FILES:
-        reason = f"the globs match {len(paths)} files, more than {MAX_FILES}"
+        reason = f"the globs match more than {MAX_FILES} files"
         where = ", ".join(globs)
         return ComposeImages(
             (ComposeName(where, None, shape=ANY, why=reason),),
@@ -124,7 +130,7 @@ def read_globs(globs: tuple[str, ...]) -> ComposeImages:
             (ComposeFailure(where, reason),),
             tuple(unmatched),
         )
-    for path in paths:
+    for path in sorted(paths):
         file_names, file_failures = read_file(Path(path))
         names.extend(file_names)
         failures.extend(file_failures)
@@ -141,9 +147,11 @@ def read_file(path: Path) -> tuple[list[ComposeName], list[ComposeFailure]]:
         return _services(path, data, env)
     except _Failed as exc:
         reason = str(exc)
-        return [ComposeName(str(path), None, shape=ANY, why=reason)], [
-            ComposeFailure(str(path), reason)
-        ]
+    except Exception as exc:  # a reader's bug fails this file closed, not the cycle
+        reason = f"gcd could not read it ({type(exc).__name__}: {excerpt(str(exc), 200)})"
+    return [ComposeName(str(path), None, shape=ANY, why=reason)], [
+        ComposeFailure(str(path), reason)
+    ]
 
 
 def _load(path: Path) -> tuple[dict[str, Any], Env]:

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
+from gcd.config import stacks
 from gcd.config.interpolate import (
     DotenvError,
     InterpolationError,
@@ -409,3 +410,27 @@ def test_the_daemon_reads_the_files_again_in_every_cycle(tmp_path: Path) -> None
         assert event["reason"] == "invalid YAML at line 2"
     finally:
         rig.close()
+
+
+def test_more_files_than_the_bound_fail_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stacks, "MAX_FILES", 2)
+    for n in range(3):
+        write(tmp_path / f"s{n}", "services: {a: {image: a}}\n")
+    read = read_globs((f"{tmp_path}/*/compose.yaml",))
+    (failure,) = read.failures
+    assert failure.reason == "the globs match more than 2 files"
+    assert [n.shape for n in read.names] == [ANY]
+
+
+def test_a_reader_bug_fails_that_file_closed_not_the_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(stacks, "_services", broken)
+    (name,), (failure,) = read_file(write(tmp_path / "s", "services: {}\n"))
+    assert failure.reason == "gcd could not read it (KeyError: 'surprise')"
+    assert name.shape == ANY
