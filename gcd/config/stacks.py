@@ -3,10 +3,10 @@
 Read in every cycle (a stack deployed since the last one counts), with the bounds the policy
 file has (`gcd.config.files`, `gcd.config.compose`): a Compose file is someone else's input.
 
-gcd reads this subset of the Compose specification, no Compose library (Debian's and PyPI's
-`docker-compose` is v1, unmaintained since 2021; the younger Python packages validate whole
-files against a schema, so a field newer than them would fail a file, and they apply no
-bounds): `name:`, `services.<s>.image`, `services.<s>.build` (no `image:` → the name Compose
+gcd reads this subset of the Compose specification, no Compose library (Debian bookworm's and
+PyPI's `docker-compose` is v1, unmaintained since 2021; v2 is a Go program; the younger Python
+packages validate whole files against a schema, so a field newer than them would fail a file,
+and they apply no bounds): `name:`, `services.<s>.image`, `services.<s>.build` (no `image:` → the name Compose
 gives the build: `<project>-<service>:latest`, v2, and `<project>_<service>:latest`, v1, both
 kept, for each project name gcd can see: `COMPOSE_PROJECT_NAME` of `.env`, `name:`, and the
 directory's name, normalised), `<<` merge keys of a service, `extends` within the same file;
