@@ -6,9 +6,9 @@ file has (`gcd.config.files`, `gcd.config.compose`): a Compose file is someone e
 gcd reads this subset of the Compose specification, no Compose library (Debian bookworm's and
 PyPI's `docker-compose` is v1, unmaintained since 2021; v2 is a Go program; the younger Python
 packages validate whole files against a schema, so a field newer than them would fail a file,
-and they apply no bounds): `name:`, `services.<s>.image`, `services.<s>.build` (no `image:` → the name Compose
-gives the build: `<project>-<service>:latest`, v2, and `<project>_<service>:latest`, v1, both
-kept, for each project name gcd can see: `COMPOSE_PROJECT_NAME` of `.env`, `name:`, and the
+and they apply no bounds): `name:`, `services.<s>.image`, `services.<s>.build` (no `image:` →
+the name Compose gives the build: `<project>-<service>:latest`, v2, and
+`<project>_<service>:latest`, v1, both kept, for each project name gcd can see: `COMPOSE_PROJECT_NAME` of `.env`, `name:`, and the
 directory's name, normalised), `<<` merge keys of a service, `extends` within the same file;
 interpolation as `gcd.config.interpolate` says. Profiles are ignored (every service counts).
 Not followed, so failing closed: `include:`, `extends` of another file. What cannot be read
@@ -49,6 +49,7 @@ MAX_DOTENV_BYTES = 256 << 10
 MAX_FILES = 1000
 """Files one compose rule reads per cycle; beyond, it fails closed."""
 MAX_EXTENDS = 10
+MAX_TEXT = 1024
 
 # Document problems (duplicate key, a tag gcd does not take) that touch what gcd reads.
 _RELEVANT = re.compile(r"^(|name|include|services(\.[^.]+(\.(image|build|extends|<<)(\..*)?)?)?)$")
@@ -199,6 +200,8 @@ def _dotenv(path: Path) -> Env:
 def _text(value: Any, env: Env, what: str) -> Interpolated:
     if not isinstance(value, str):
         raise _Failed(f"{what} is not text")
+    if len(value) > MAX_TEXT:  # an image reference is at most 255 characters
+        raise _Failed(f"{what} is longer than {MAX_TEXT} characters")
     try:
         return interpolate(value, env)
     except InterpolationError as exc:
@@ -310,7 +313,7 @@ def _service(
                     str(path),
                     name,
                     shape=text.parts,
-                    why=f"{unset} has no value in .env; kept as any image it could be",
+                    why=f"{unset} has no value in .env",
                 )
             )
             continue

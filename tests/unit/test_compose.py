@@ -199,6 +199,7 @@ def test_a_file_gcd_cannot_read_fails_whole(tmp_path: Path, text: str, reason: s
         ("{image: 42}", "image is not text"),
         ("{image: 'Upper/Case'}", "lowercase"),
         ("{image: '${OPEN'}", "not closed"),
+        ("{image: '" + "a" * 1025 + "'}", "longer than 1024 characters"),
     ],
 )
 def test_a_service_whose_image_is_unknown_fails_closed(
