@@ -8,11 +8,12 @@ PyPI's `docker-compose` is v1, unmaintained since 2021; v2 is a Go program; the 
 packages validate whole files against a schema, so a field newer than them would fail a file,
 and they apply no bounds): `name:`, `services.<s>.image`, `services.<s>.build` (no `image:` →
 the name Compose gives the build: `<project>-<service>:latest`, v2, and
-`<project>_<service>:latest`, v1, both kept, for each project name gcd can see: `COMPOSE_PROJECT_NAME` of `.env`, `name:`, and the
-directory's name, normalised), `<<` merge keys of a service, `extends` within the same file;
-interpolation as `gcd.config.interpolate` says. Profiles are ignored (every service counts).
-Not followed, so failing closed: `include:`, `extends` of another file. What cannot be read
-keeps every image it could have named (`gcd.core.compose`).
+`<project>_<service>:latest`, v1, both kept, for each project name gcd can see:
+`COMPOSE_PROJECT_NAME` of `.env`, `name:`, and the directory's name, normalised), `<<` merge
+keys of a service, `extends` within the same file; interpolation as `gcd.config.interpolate`
+says. Profiles are ignored (every service counts). Not followed, so failing closed: `include:`,
+`extends` of another file. What cannot be read keeps every image it could have named
+(`gcd.core.compose`).
 """
 
 from __future__ import annotations
