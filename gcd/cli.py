@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from gcd import __version__
 from gcd.config.loader import load_policy, read_policy_file
-from gcd.config.sites import unmatched_patterns
+from gcd.config.sites import Unmatched, unmatched_patterns
+from gcd.config.stacks import ComposeWarning, compose_warnings
 from gcd.config.trusted import load_trusted_policy, policy_findings
 from gcd.config.webconfig import load_web_config
 from gcd.core.explain import container_named, explain_container, explain_volume, volume_named
@@ -178,8 +179,12 @@ def _plan(args: argparse.Namespace) -> int:
             field=unmatched.field,
             pattern=unmatched.pattern,
         )
+    composed = compose_warnings(planned.compose)  # logged by cycle.read_compose
+    for warning in composed:
+        print(f"gcd: warning: {warning}", file=sys.stderr)
     if args.output == "json":
-        write_json(plan_document(planned.plan, args.format_version, warnings), sys.stdout)
+        every: list[Unmatched | ComposeWarning] = [*warnings, *composed]
+        write_json(plan_document(planned.plan, args.format_version, every), sys.stdout)
     else:
         write_plan_table(planned.plan, sys.stdout)
     return ExitCode.RUN_REFUSED if planned.plan.refusal else ExitCode.OK
@@ -215,6 +220,7 @@ def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
     metrics.record_result(
         result, trigger="once", duration_seconds=time.monotonic() - started, now=datetime.now(UTC)
     )
+    metrics.record_compose(images for _, images in result.compose)
     write_textfile(registry, args.textfile)
     return _report_run(args, result)
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import structlog
 
+from gcd.config.stacks import read_compose_rules
 from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure
+from gcd.core.compose import ComposeImages
 from gcd.core.evaluate import evaluate
 from gcd.core.kind import Kind
 from gcd.core.plan import Plan
@@ -33,10 +35,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+ComposeRead = tuple[tuple[int, ComposeImages], ...]
+"""Each compose rule's index and what its files named in this run."""
+
+
 @dataclass(frozen=True, slots=True)
 class Planned:
     snapshot: Snapshot
     plan: Plan
+    compose: ComposeRead = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +53,32 @@ class RunResult:
     report: Report
     freed_bytes: int
     """Bytes freed by the objects actually removed, shared units counted once."""
+    compose: ComposeRead = ()
 
 
 USING_STATES = frozenset({ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING})
 """A container in these states uses its image now (one being removed no longer does)."""
+
+
+def read_compose(policy: Policy) -> tuple[Policy, ComposeRead]:
+    """The policy with its compose rules' files read now, each failure logged."""
+    policy = read_compose_rules(policy)
+    read: ComposeRead = tuple(
+        (rule.index, rule.compose_images)
+        for rule in (policy.images.keep if policy.images else ())
+        if rule.compose_images is not None
+    )
+    for index, images in read:
+        for failure in images.failures:
+            log.warning(
+                "compose_file_unreadable",
+                rule=f"images.keep[{index}]",
+                path=failure.file,
+                reason=failure.reason,
+            )
+        for pattern in images.unmatched_globs:
+            log.warning("compose_glob_matches_nothing", rule=f"images.keep[{index}]", glob=pattern)
+    return policy, read
 
 
 def plan_once(
@@ -62,6 +91,7 @@ def plan_once(
     """Snapshot and evaluate. Records first-seen times, so local age accrues from here, and
     reconciles last use from the containers that are active now (events are only hints)."""
     moment = now or utc_now()
+    policy, compose = read_compose(policy)
     engine.new_run()  # a stall gcd gave up on in an earlier run is tried afresh
     state = State.load(state_dir)
     # Stopped containers are inspected (their exit time, restart policy) only when the policy
@@ -74,7 +104,7 @@ def plan_once(
             state.mark_used(container.image_id, moment)
     state.forget_missing({image.id for image in snapshot.images})
     state.save()
-    return Planned(snapshot, evaluate(snapshot, policy, moment, pressure))
+    return Planned(snapshot, evaluate(snapshot, policy, moment, pressure), compose)
 
 
 def freed_by(snapshot: Snapshot, report: Report) -> int:
@@ -161,7 +191,7 @@ def run_once(
         planned = plan_once(engine, policy, state_dir, now, pressure)
         if planned.plan.refusal is not None:
             log.warning("run_refused", trigger=trigger, refusal=planned.plan.refusal)
-            return RunResult(planned.snapshot, planned.plan, Report(()), 0)
+            return RunResult(planned.snapshot, planned.plan, Report(()), 0, planned.compose)
         plan = planned.plan
         report = execute(
             plan, engine, stop=stop, on_outcome=on_outcome, relieved=_relief(plan, remeasure)
@@ -180,4 +210,4 @@ def run_once(
         freed_bytes=freed,
         aborted=report.aborted,
     )
-    return RunResult(planned.snapshot, planned.plan, report, freed)
+    return RunResult(planned.snapshot, planned.plan, report, freed, planned.compose)

@@ -218,6 +218,7 @@ class Daemon:
             )
             return None
         self.observer.engine_up(True)  # a snapshot was taken: the engine answered
+        self.observer.compose_read(result.compose)
         if result.plan.refusal is not None:
             self.observer.cycle_failed(trigger, "refused", time.monotonic() - started)
             self._status(f"last cycle refused: {result.plan.refusal}")

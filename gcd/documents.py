@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from gcd.config.sites import Unmatched
+from gcd.config.stacks import ComposeWarning
 from gcd.core.kind import Kind
 from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision, Plan
@@ -147,10 +148,13 @@ def plan_summary(plan: Plan, version: int = LATEST_FORMAT) -> dict[str, Any]:
 
 
 def plan_document(
-    plan: Plan, version: int = LATEST_FORMAT, warnings: Sequence[Unmatched] = ()
+    plan: Plan,
+    version: int = LATEST_FORMAT,
+    warnings: Sequence[Unmatched | ComposeWarning] = (),
 ) -> dict[str, Any]:
     """`warnings`: the keep patterns that match no current object (`gcd.config.sites`), so
-    that a script reading the plan sees a probable typo as the operator on a terminal does."""
+    that a script reading the plan sees a probable typo as the operator on a terminal does;
+    and the compose files that failed or globs that matched none (`gcd.config.stacks`)."""
     head: dict[str, Any] = {"format": version}
     head["kind" if version == 1 else "document"] = "plan"
     head |= {"created_at": plan.created_at.isoformat(), "refusal": plan.refusal}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gcd.core.budget import Pressure
 from gcd.core.kind import Kind
-from gcd.cycle import RunResult
+from gcd.cycle import ComposeRead, RunResult
 
 
 class CycleObserver:
@@ -30,6 +30,9 @@ class CycleObserver:
 
     def docker_usage(self, usage: Mapping[Kind, int]) -> None:
         """Bytes Docker's objects hold per kind after a cycle (`cycle.usage_after`)."""
+
+    def compose_read(self, read: ComposeRead) -> None:
+        """What the compose keep rules' files named in a cycle (`cycle.read_compose`)."""
 
     def events_reconnected(self) -> None:
         """The event stream ended and is being reopened."""

@@ -44,6 +44,7 @@ def _keep_rule(index: int, model: KeepRuleModel) -> KeepRule:
         newest=model.newest,
         younger_than=model.younger_than,
         used_within=model.used_within,
+        compose=tuple(model.compose or ()),
     )
 
 

@@ -243,6 +243,23 @@ def _cron(value: str) -> str:
     return value
 
 
+MAX_COMPOSE_GLOB = 4096  # PATH_MAX
+
+
+def _compose_glob(value: str) -> str:
+    """An absolute path, globs allowed (`*`, `?`, `[...]` within a path component). Relative
+    paths are refused: the daemon's working directory is `/`, and a path relative to the
+    policy file's directory would read differently in `gcd plan` run from elsewhere."""
+    if not value.startswith("/") or len(value) > MAX_COMPOSE_GLOB or "\0" in value:
+        raise ValueError(
+            f"expected an absolute path of at most {MAX_COMPOSE_GLOB} characters, globs "
+            "allowed, such as /srv/*/compose.yaml"
+        )
+    if "**" in value:
+        raise ValueError("** is not supported: use one * per directory level, /srv/*/compose.yaml")
+    return value
+
+
 Duration = Annotated[timedelta, _duration_between(timedelta(0), MAX_DURATION)]
 """Ages and idle times: 0s to 36500d (about 100 years)."""
 Every = Annotated[timedelta, _duration_between(timedelta(seconds=1), MAX_EVERY)]
@@ -256,6 +273,7 @@ OptInPatternText = Annotated[str, AfterValidator(_opt_in_pattern)]
 Size = Annotated[int, BeforeValidator(_size)]
 LabelValue = Annotated[str, BeforeValidator(_label_text)]
 Cron = Annotated[str, AfterValidator(_cron)]
+ComposeGlob = Annotated[str, AfterValidator(_compose_glob)]
 
 
 class Strict(BaseModel):

@@ -14,6 +14,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from gcd.config.fields import (
     CheckEvery,
+    ComposeGlob,
     Cron,
     Duration,
     Every,
@@ -63,10 +64,21 @@ class KeepRuleModel(Strict):
     newest: PositiveWhole | None = None
     younger_than: Duration | None = None
     used_within: Duration | None = None
+    compose: (
+        Annotated[list[ComposeGlob], BeforeValidator(as_list), Field(min_length=1, max_length=100)]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _has_a_condition(self) -> KeepRuleModel:
-        if not any(
+        others = (self.label, self.reference, self.newest, self.younger_than, self.used_within)
+        if self.compose is not None and any(value is not None for value in others):
+            raise field_error(
+                "compose",
+                "a compose rule keeps what the files name and takes no other condition: put "
+                "label, reference, newest, younger_than or used_within in a rule of its own",
+            )
+        if self.compose is None and not any(
             value is not None
             for value in (
                 self.label,
@@ -78,7 +90,7 @@ class KeepRuleModel(Strict):
         ):
             raise ValueError(
                 "a keep rule needs at least one of label, reference, newest, younger_than, "
-                "used_within"
+                "used_within, compose"
             )
         return self
 

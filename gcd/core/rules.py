@@ -37,6 +37,9 @@ class RuleId(StrEnum):
     `containers.remove_services_named` names it."""
     NAMED = "keep.named"
     """A named volume that no `volumes.named` pattern names."""
+    COMPOSE = "keep.compose"
+    """An image a service of a Compose file of `images.keep[i].compose` names, or any named
+    image while such a file cannot be read (fail closed). A hard keep."""
     NEWEST = "keep.newest"
     YOUNGER_THAN = "keep.younger_than"
     USED_WITHIN = "keep.used_within"

@@ -15,7 +15,7 @@ import hashlib
 import platform
 import time
 from collections import Counter as Tally  # prometheus_client has the name Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gcd import __version__
 from gcd.core.attribution import apportion, freed_by_rule, still_reclaimable
+from gcd.core.compose import ComposeImages
 from gcd.core.kind import Key, Kind
 from gcd.core.plan import Plan
 from gcd.core.records import Snapshot
@@ -236,6 +237,20 @@ class Metrics:
             "registers a container only once its create completes): the container keeps its "
             "layers and starts, but its image is gone. Logged as image_removed_under_container.",
         )
+        self.compose_files = gauge(
+            "gcd_compose_files",
+            "Compose files of images.keep[i].compose read in the last cycle: ok, or failed "
+            "(unreadable, invalid, or a service whose image gcd cannot determine; such a file "
+            "keeps every image it could name). Logged as compose_file_unreadable.",
+            "state",
+        )
+        self.compose_globs_unmatched = gauge(
+            "gcd_compose_globs_unmatched",
+            "Globs of images.keep[i].compose that matched no file in the last cycle (a typo "
+            "keeps nothing). Logged as compose_glob_matches_nothing.",
+        )
+        for state in ("ok", "failed"):
+            self.compose_files.labels(state)
         self.build_info = gauge(
             "gcd_build_info", "gcd's version and Python's, always 1.", "version", "python"
         )
@@ -455,3 +470,16 @@ class Metrics:
 
     def record_safety_abort(self) -> None:
         self.safety_aborts.inc()
+
+    def record_compose(self, read: Iterable[ComposeImages]) -> None:
+        """What the compose rules read in a cycle: files by state, globs matching none."""
+        failed: set[str] = set()
+        ok: set[str] = set()
+        unmatched = 0
+        for images in read:
+            failed |= {failure.file for failure in images.failures}
+            ok |= set(images.files)
+            unmatched += len(images.unmatched_globs)
+        self.compose_files.labels("ok").set(len(ok - failed))
+        self.compose_files.labels("failed").set(len(failed))
+        self.compose_globs_unmatched.set(unmatched)

@@ -11,7 +11,7 @@ import structlog
 from gcd.config.loader import read_policy_file
 from gcd.core.budget import Pressure
 from gcd.core.kind import Kind
-from gcd.cycle import RunResult
+from gcd.cycle import ComposeRead, RunResult
 from gcd.errors import PolicyError
 from gcd.metrics.definitions import Metrics
 from gcd.observer import CycleObserver
@@ -55,6 +55,9 @@ class MetricsObserver(CycleObserver):
         # Only cycles that removed something: otherwise other programs' writes would count.
         if fs_freed is not None and result.freed_bytes > 0:
             self.metrics.record_filesystem_freed(fs_freed)
+
+    def compose_read(self, read: ComposeRead) -> None:
+        self.metrics.record_compose(images for _, images in read)
 
     def docker_usage(self, usage: Mapping[Kind, int]) -> None:
         self.metrics.record_docker_usage({kind: usage.get(kind, 0) for kind in Kind})

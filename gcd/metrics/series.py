@@ -35,6 +35,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.USED_WITHIN,
         RuleId.DANGLING_WITHIN,
         RuleId.DANGLING,
+        RuleId.COMPOSE,
     },
     Kind.CONTAINER: _EVERY_KIND
     | {

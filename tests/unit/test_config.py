@@ -126,7 +126,7 @@ def test_all_problems_are_reported_at_once_in_file_order() -> None:
         'p.yaml:7:15: images.keep[0].newest: expected a whole number from 1 to 1000000, got "ten"',
         "p.yaml:8:15: images.keep[1].newest: expected a whole number from 1 to 1000000, got 0",
         "p.yaml:9:7: images.keep[2]: a keep rule needs at least one of label, reference, "
-        "newest, younger_than, used_within",
+        "newest, younger_than, used_within, compose",
         "p.yaml:10:31: images.dangling.keep_within: duplicate key",
     ]
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gcd.core.compose import UNRESOLVED, ComposeImages
 from gcd.core.holders import holders
 from gcd.core.kind import Kind
 from gcd.core.patterns import Pattern
@@ -32,9 +33,16 @@ class KeepRule:
     newest: int | None = None
     younger_than: timedelta | None = None
     used_within: timedelta | None = None
+    compose: tuple[str, ...] = ()
+    """Globs of Compose files; such a rule has no other condition (`gcd.config` refuses)."""
+    compose_images: ComposeImages | None = None
+    """What those files named when last read (`gcd.config.stacks`, each cycle); None: not
+    read, and the rule keeps every named image (fail closed)."""
 
     @property
     def rule_id(self) -> RuleId:
+        if self.compose:
+            return RuleId.COMPOSE
         if self.newest is not None:
             return RuleId.NEWEST
         if self.younger_than is not None:
@@ -78,6 +86,8 @@ class KeepRule:
             parts.append(f"younger_than {spell_duration(self.younger_than)}")
         if self.used_within is not None:
             parts.append(f"used_within {spell_duration(self.used_within)}")
+        if self.compose:
+            parts.append("compose " + ",".join(self.compose))
         return f"images.keep[{self.index}] " + " ".join(parts)
 
 
@@ -139,6 +149,8 @@ def _rule_holds(
     now: datetime,
 ) -> str | None:
     """A detail string when `rule` keeps `image`, else None."""
+    if rule.compose:
+        return _compose_holds(rule, image)
     if image.is_dangling and not rule.applies_to_dangling and not rule.references:
         return None
     if not rule.matches_labels(image):
@@ -160,6 +172,17 @@ def _rule_holds(
             return None
         return f"{rule.describe()}: last used {format_duration(idle)} ago"
     return rule.describe()
+
+
+def _compose_holds(rule: KeepRule, image: Image) -> str | None:
+    """A compose rule keeps what a service names, tagged or pinned by digest (so a dangling
+    image with a digest too); an image with no name at all no Compose file can name."""
+    resolved = rule.compose_images or UNRESOLVED
+    for reference in image.references:
+        name = resolved.naming(reference)
+        if name is not None:
+            return f"images.keep[{rule.index}] compose: {reference.familiar} {name.describe()}"
+    return None
 
 
 def _decide(
@@ -261,6 +284,12 @@ def explain_reference(section: ImagePolicy, reference: Reference) -> str:
     conditional: list[str] = []
     for rule in section.keep:
         if rule.references and not any(p.matches(reference) for p in rule.references):
+            continue
+        if rule.compose:  # its files are read in a cycle, not here
+            conditional.append(
+                f"{rule.describe()} ({rule.rule_id.value}) if a service of those Compose files "
+                "names it, or one of them cannot be read"
+            )
             continue
         conditions = []
         if rule.labels:
