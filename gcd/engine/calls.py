@@ -6,12 +6,14 @@ against its shape (`answers.py`) before anything reads it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
+import structlog
 from pydantic import TypeAdapter
 
 from gcd.engine.answers import Shape, check
@@ -26,6 +28,16 @@ from gcd.errors import (
 )
 
 __all__ = ["CheckedEvents", "EngineCalls", "answer_of", "unreachable"]
+
+log = structlog.get_logger("gcd.engine")
+
+LISTINGS = frozenset(
+    {"GET /images/json", "GET /containers/json", "GET /volumes", "GET /networks", "GET /system/df"}
+)
+"""The requests that list a kind (their strike keys): a 404 from one is a race, retried."""
+LISTING_RETRIES = 3
+LISTING_BACKOFF_SECONDS = 0.1
+"""Waits of 0.1, 0.3 and 0.9 s between the tries."""
 
 
 def answer_of(body: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -93,21 +105,42 @@ class EngineCalls:
         answer checked against `shape`. `what` names the request in messages (with its id)."""
         what = what or kind
         try:
-            answer = self._send(kind, wait, request)
+            answer = self._send_listing(kind, wait, request)
+        except docker.errors.APIError as exc:  # before RequestException: it is one
+            raise EngineError(f"{what} failed: {describe_error(exc.explanation or exc)}") from exc
         except requests.exceptions.RequestException as exc:
             # A truncated body, invalid JSON (requests' JSONDecodeError), a broken chunk.
             raise EngineError(
                 f"{what}: the engine's answer could not be read: {describe_error(exc)}. "
                 "Check the engine's log and any proxy in front of its socket"
             ) from exc
-        except docker.errors.APIError as exc:
-            raise EngineError(f"{what} failed: {describe_error(exc.explanation or exc)}") from exc
         except docker.errors.DockerException as exc:
             raise unreachable(self.host, exc) from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # The SDK reading an answer of the wrong shape itself (never seen from dockerd).
             raise EngineError(f"{what}: the engine's answer could not be read: {exc!r}") from exc
         return answer if shape is None else check(what, shape, answer)
+
+    def _send_listing(self, kind: str, wait: Wait, request: Callable[[], Any]) -> Any:
+        """`_send`; a listing that answers 404 is sent again, up to `LISTING_RETRIES` times.
+        A list has nothing to be missing, but the containerd image store answers
+        `GET /images/json` with 404 "content digest …: not found" when an image goes while
+        it lists (seen beside a daemon's cycle): a race with another client, over in
+        milliseconds, not an engine gcd cannot use."""
+        for attempt in range(LISTING_RETRIES + 1):
+            try:
+                return self._send(kind, wait, request)
+            except docker.errors.NotFound as exc:
+                if kind not in LISTINGS or attempt == LISTING_RETRIES:
+                    raise
+                log.warning(
+                    "engine_listing_retried",
+                    request=kind,
+                    attempt=attempt + 1,
+                    error=describe_error(exc.explanation or exc),
+                )
+                time.sleep(LISTING_BACKOFF_SECONDS * 3**attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _call_or_none(
         self, kind: str, what: str, shape: TypeAdapter[Any], method: Callable[[], Any]

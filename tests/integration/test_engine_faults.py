@@ -209,6 +209,38 @@ def test_a_truncated_answer_is_an_engine_error(host: Host) -> None:
     )
 
 
+NOT_FOUND = '{"message": "content digest sha256:5bdc: not found"}'
+"""What the containerd store answered a listing while a daemon's cycle deleted an image."""
+
+
+@pytest.mark.core
+def test_a_listing_that_answers_404_in_a_race_is_sent_again(host: Host) -> None:
+    with EngineProxy(host.engine.socket) as proxy:
+        proxy.fault(_get("/images/json"), Fault.answer(404, NOT_FOUND), times=2)
+        done = host.gcd(proxy.host, "plan", "-o", "json")
+        proxy.fault(_get("/images/json"), Fault.answer(404, NOT_FOUND), times=4)
+        refused = host.gcd(proxy.host, "plan")
+    _no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    retried = [line for line in done.stderr.splitlines() if "engine_listing_retried" in line]
+    assert len(retried) == 2
+    assert json.loads(done.stdout)["document"] == "plan"
+    assert refused.returncode == 1, refused.stderr  # a listing that keeps failing is an error
+    (failure,) = _failures(refused)
+    assert failure["error"].startswith("GET /images/json failed: content digest"), failure
+    assert host.wrongly_removed() == 0
+    record(
+        Figure(
+            area=AREA,
+            scenario="GET /images/json answers 404 (containerd store race), retried",
+            at_risk=host.at_risk,
+            wrongly_removed=host.wrongly_removed(),
+            faults=6,
+            inputs=2,
+        )
+    )
+
+
 def test_garbled_inspects_fail_each_object_and_the_run_goes_on(host: Host) -> None:
     """The executor's re-inspect answers `[1]`: each doomed image is `failed`, none is
     deleted, the run reaches its end (exit 1: some failed), and the kept stay."""
