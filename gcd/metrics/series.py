@@ -35,6 +35,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.USED_WITHIN,
         RuleId.DANGLING_WITHIN,
         RuleId.DANGLING,
+        RuleId.HOLD,
     },
     Kind.CONTAINER: _EVERY_KIND
     | {
@@ -47,6 +48,8 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.SERVICE,
         RuleId.EXITED_WITHIN,
         RuleId.EXITED,
+        RuleId.HOLD,
+        RuleId.HOLD_EXPIRED,
     },
     Kind.VOLUME: _EVERY_KIND
     | {
