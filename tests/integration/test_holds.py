@@ -13,13 +13,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import docker
 import pytest
 
 from gcd.core.holds import HOLD_LABEL
+from gcd.engine.client import Engine
+from gcd.engine.holds import place
 from gcd.errors import ExitCode
+from tests.integration.conftest import wipe
 from tests.integration.gcd_command import gcd
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
@@ -96,7 +100,8 @@ def test_a_held_image_survives_gcd_and_image_prune_all_then_expires_and_goes(
     assert held.returncode == ExitCode.OK, held.stderr
     assert held.stdout.startswith(f"held {three['app']} (hd/app:1) until "), held.stdout
     [hold] = hold_containers(api)
-    assert hold["State"] == "created" and hold["ImageID"] == three["app"]
+    assert hold["State"] == "created"
+    assert hold["ImageID"] == three["app"]
 
     planned = plan_until(
         host, state, policy, {three["spare"]: "delete.unkept", three["app"]: "keep.hold"}
@@ -115,7 +120,8 @@ def test_a_held_image_survives_gcd_and_image_prune_all_then_expires_and_goes(
     assert "released by container" in expired[three["app"]][1]
     ran = gcd(host, state, "run", "--once", "--policy", str(policy))
     assert ran.returncode == ExitCode.OK, ran.stderr
-    assert hold_containers(api) == [] and image_ids(api) == set()
+    assert hold_containers(api) == []
+    assert image_ids(api) == set()
 
 
 @pytest.mark.core
@@ -145,7 +151,8 @@ def test_release_by_reference_and_all_mine_and_the_json_listing(
     assert all(not h["expired"] and h["expires"].endswith("Z") for h in holds)
 
     released = gcd(host, state, "release", "hd/spare:1")
-    assert released.returncode == 0 and released.stdout.count("released ") == 1
+    assert released.returncode == 0
+    assert released.stdout.count("released ") == 1
     env = {**os.environ, "GCD_HOLD_OWNER": "job-42"}
     out = subprocess.run(
         [sys.executable, "-m", "gcd", "--host", host, "release", "--all-mine"],
@@ -154,7 +161,8 @@ def test_release_by_reference_and_all_mine_and_the_json_listing(
         env=env,
         check=False,
     )
-    assert out.returncode == 0 and out.stdout.count("released ") == 2, out
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("released ") == 2, out.stdout
     [left] = hold_containers(api)
     assert left["ImageID"] == three["app"]
     again = gcd(host, state, "release", "hd/spare:1")
@@ -171,7 +179,8 @@ def test_holding_a_missing_image_is_an_error(
     assert "cannot hold hd/none:1: no such image on this engine" in result.stderr
     assert hold_containers(api) == []
     bad = gcd(clean_engine.host, tmp_path / "state", "hold", "x", "--for", "31d")
-    assert bad.returncode == ExitCode.BAD_POLICY_OR_USAGE and "1s to 30d" in bad.stderr
+    assert bad.returncode == ExitCode.BAD_POLICY_OR_USAGE
+    assert "1s to 30d" in bad.stderr
 
 
 DOCKER_GROUP = 4242
@@ -212,7 +221,8 @@ def test_holds_work_from_a_process_with_only_the_socket(
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     planned = as_ci_job("plan", "--policy", str(policy))  # gcd itself needs its state
-    assert planned.returncode == ExitCode.SOME_FAILED and str(private) in planned.stderr
+    assert planned.returncode == ExitCode.SOME_FAILED
+    assert str(private) in planned.stderr
     held = as_ci_job("hold", "hd/app:1", "--for", "1h", "--reason", "ci")
     assert held.returncode == 0, held.stderr
     listed = as_ci_job("holds", "-o", "json")
@@ -220,6 +230,69 @@ def test_holds_work_from_a_process_with_only_the_socket(
     [hold] = json.loads(listed.stdout)["holds"]
     assert (hold["image"], hold["reason"]) == (three["app"], "ci")
     released = as_ci_job("release", "--all-mine")
-    assert released.returncode == 0 and "released gcd-hold-" in released.stdout, released
+    assert released.returncode == 0, released.stderr
+    assert "released gcd-hold-" in released.stdout
     assert hold_containers(api) == []
     assert {m for m, _ in proxy.requests} == {"GET", "POST", "DELETE"}  # through the socket
+
+
+def _scenario(
+    api: docker.APIClient, engine: Engine, host: str, commands: list[list[str]]
+) -> tuple[str, bool, bool, bool]:
+    """Load `hd/t:1` and `hd/other:1`, hold hd/t:1, run `commands` with the real Docker CLI:
+    (first command's outcome, image still present, still tagged, hold still present)."""
+    wipe(api)
+    [held_id, _] = load(
+        api,
+        image(layer(1024, "hd-t"), tags=("hd/t:1",)),
+        image(layer(1024, "hd-other"), tags=("hd/other:1",)),
+    )
+    place(engine, "hd/t:1", timedelta(hours=1), "table", datetime.now(UTC))
+    outcome = ""
+    for command in commands:
+        args = [held_id if a == "{id}" else a for a in command]
+        done = docker_cli(host, *args)
+        outcome = outcome or ("ok" if done.returncode == 0 else done.stderr.strip())
+    present = api.inspect_image(held_id) if held_id in image_ids(api) else None
+    tagged = bool(present and present.get("RepoTags"))
+    return outcome, present is not None, tagged, bool(hold_containers(api))
+
+
+PROTECTION = [
+    # (docker commands run by someone else, image survives, tag survives, hold survives)
+    ([["image", "prune", "-f"]], True, True, True),
+    ([["image", "prune", "-a", "-f"]], True, True, True),
+    # The tag moved away (a rebuild): the held image is dangling now, and still held.
+    ([["tag", "hd/other:1", "hd/t:1"], ["image", "prune", "-f"]], True, False, True),
+    ([["tag", "hd/other:1", "hd/t:1"], ["image", "prune", "-a", "-f"]], True, False, True),
+    ([["rmi", "hd/t:1"]], True, True, True),
+    ([["rmi", "-f", "hd/t:1"]], False, False, True),
+    ([["rmi", "-f", "{id}"]], False, False, True),
+    ([["container", "prune", "-f"], ["image", "prune", "-a", "-f"]], False, False, False),
+    (
+        [
+            ["container", "prune", "-f", "--filter", f"label!={HOLD_LABEL}"],
+            ["image", "prune", "-a", "-f"],
+        ],
+        True,
+        True,
+        True,
+    ),
+    ([["system", "prune", "-f"]], True, True, False),
+    ([["system", "prune", "-a", "-f"]], False, False, False),
+]
+
+
+def test_what_a_hold_protects_against(
+    clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine
+) -> None:
+    """The README's table, on the real engine with the real Docker CLI."""
+    found = []
+    for commands, *_ in PROTECTION:
+        outcome, image_left, tag_left, hold_left = _scenario(
+            api, engine, clean_engine.host, commands
+        )
+        found.append((commands, image_left, tag_left, hold_left))
+        if commands == [["rmi", "hd/t:1"]]:
+            assert "conflict: unable to remove repository reference" in outcome
+    assert found == [(c, i, t, h) for c, i, t, h in PROTECTION]
