@@ -275,7 +275,7 @@ def _when(moment: datetime | None) -> str:
     return moment.isoformat() if moment is not None else "never"
 
 
-def _not_expired_hold(record: Mapping[str, Any]) -> str | None:
+def not_an_expired_hold(record: Mapping[str, Any]) -> str | None:
     """Why a container planned as an expired hold must stay: it is no longer a never-started
     hold, or its expiry label is not past now."""
     labels = _labels(_object(record.get("Config")).get("Labels"))
@@ -308,7 +308,7 @@ class ContainerRemoval(Removal):
             self.cache.forget(container_id)
             return Verdict(OutcomeStatus.SKIPPED_IN_USE, f"now {state.value}")
         fresh = details_of(record)
-        if self.decision.rule is RuleId.HOLD_EXPIRED and (why := _not_expired_hold(record)):
+        if self.decision.rule is RuleId.HOLD_EXPIRED and (why := not_an_expired_hold(record)):
             return Verdict(OutcomeStatus.SKIPPED_CHANGED, why)
         if fresh.started_at != self.container.started_at:
             self.cache.put(container_id, fresh)
