@@ -35,6 +35,7 @@ version: 1
 safety: {min_age: 1s}
 images:
   max_delete_fraction: 1
+  dangling: {keep_within: 1s}
   keep:
     - reference: ["hd/keep:*"]
 """
@@ -116,7 +117,8 @@ def test_a_held_image_survives_gcd_and_image_prune_all_then_expires_and_goes(
     assert image_ids(api) == {three["app"]}  # hd/keep went to the prune, hd/spare to gcd
 
     expired = plan_until(host, state, policy, {str(hold["Id"]): "delete.hold_expired"})
-    assert expired[three["app"]][0] == "delete.unkept"
+    # The containerd image store's prune took the tag of the held image (README table).
+    assert expired[three["app"]][0] in ("delete.unkept", "delete.dangling")
     assert "released by container" in expired[three["app"]][1]
     ran = gcd(host, state, "run", "--once", "--policy", str(policy))
     assert ran.returncode == ExitCode.OK, ran.stderr
@@ -258,41 +260,51 @@ def _scenario(
     return outcome, present is not None, tagged, bool(hold_containers(api))
 
 
-PROTECTION = [
-    # (docker commands run by someone else, image survives, tag survives, hold survives)
-    ([["image", "prune", "-f"]], True, True, True),
-    ([["image", "prune", "-a", "-f"]], True, True, True),
+PRUNE_ALL = ["image", "prune", "-a", "-f"]
+MOVE_TAG = ["tag", "hd/other:1", "hd/t:1"]
+KEEP_HOLDS = ["--filter", f"label!={HOLD_LABEL}"]
+PROTECTION: list[tuple[list[list[str]], tuple[bool, bool, bool]]] = [
+    # (what someone else runs, (the held image is left, its tag is left, the hold is left)),
+    # on Docker's graphdriver engines (20.10, 26).
+    ([["image", "prune", "-f"]], (True, True, True)),
+    ([PRUNE_ALL], (True, True, True)),
     # The tag moved away (a rebuild): the held image is dangling now, and still held.
-    ([["tag", "hd/other:1", "hd/t:1"], ["image", "prune", "-f"]], True, False, True),
-    ([["tag", "hd/other:1", "hd/t:1"], ["image", "prune", "-a", "-f"]], True, False, True),
-    ([["rmi", "hd/t:1"]], True, True, True),
-    ([["rmi", "-f", "hd/t:1"]], False, False, True),
-    ([["rmi", "-f", "{id}"]], False, False, True),
-    ([["container", "prune", "-f"], ["image", "prune", "-a", "-f"]], False, False, False),
-    (
-        [
-            ["container", "prune", "-f", "--filter", f"label!={HOLD_LABEL}"],
-            ["image", "prune", "-a", "-f"],
-        ],
-        True,
-        True,
-        True,
-    ),
-    ([["system", "prune", "-f"]], True, True, False),
-    ([["system", "prune", "-a", "-f"]], False, False, False),
+    ([MOVE_TAG, ["image", "prune", "-f"]], (True, False, True)),
+    ([MOVE_TAG, PRUNE_ALL], (True, False, True)),
+    ([["rmi", "hd/t:1"]], (True, True, True)),
+    ([["rmi", "-f", "hd/t:1"]], (False, False, True)),
+    ([["rmi", "-f", "{id}"]], (False, False, True)),
+    ([["container", "prune", "-f"], PRUNE_ALL], (False, False, False)),
+    ([["container", "prune", "-f", *KEEP_HOLDS], PRUNE_ALL], (True, True, True)),
+    ([["system", "prune", "-f"]], (True, True, False)),
+    ([["system", "prune", "-f", *KEEP_HOLDS]], (True, True, True)),
+    ([["system", "prune", "-a", "-f"]], (False, False, False)),
 ]
+DIFFERENCES: dict[str, dict[int, tuple[bool, bool, bool]]] = {
+    # The containerd image store keeps an image a container uses, but not its tag: `image
+    # prune -a` and `rmi -f` by tag leave it dangling (a `moby-dangling@` record).
+    "docker-26-containerd": {
+        1: (True, False, True),
+        5: (True, False, True),
+        8: (True, False, True),
+    },
+    # Podman's force removes the image's containers too, the hold with them.
+    "podman-5": {5: (False, False, False), 6: (False, False, False)},
+}
+"""Rows of PROTECTION that differ on other engines, by index."""
 
 
 def test_what_a_hold_protects_against(
     clean_engine: PrivateEngine, api: docker.APIClient, engine: Engine
 ) -> None:
     """The README's table, on the real engine with the real Docker CLI."""
+    differences = DIFFERENCES.get(clean_engine.name, {})
+    expected = [differences.get(i, left) for i, (_, left) in enumerate(PROTECTION)]
     found = []
-    for commands, *_ in PROTECTION:
-        outcome, image_left, tag_left, hold_left = _scenario(
-            api, engine, clean_engine.host, commands
-        )
-        found.append((commands, image_left, tag_left, hold_left))
+    for commands, _ in PROTECTION:
+        outcome, *left = _scenario(api, engine, clean_engine.host, commands)
+        found.append(tuple(left))
         if commands == [["rmi", "hd/t:1"]]:
-            assert "conflict: unable to remove repository reference" in outcome
-    assert found == [(c, i, t, h) for c, i, t, h in PROTECTION]
+            assert outcome.startswith("Error response from daemon:")  # a 409, worded per engine
+            assert "is using its referenced image" in outcome or "in use" in outcome
+    assert found == expected
