@@ -57,6 +57,12 @@ def add_parsers(command: Command) -> None:
 
 def _hold(args: argparse.Namespace) -> int:
     engine = Engine(args.host)
+    missing = [r for r in args.references if holds.resolve(engine, r) is None]
+    if missing:  # before any hold is placed: all of them, or none
+        raise UsageError(
+            f"cannot hold {', '.join(missing)}: no such image on this engine; pull or build it "
+            "first (nothing was held)"
+        )
     now = datetime.now(UTC)
     for reference in args.references:
         hold = holds.place(engine, reference, args.duration, args.reason, now)

@@ -176,9 +176,13 @@ def test_release_by_reference_and_all_mine_and_the_json_listing(
 def test_holding_a_missing_image_is_an_error(
     clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
 ) -> None:
-    result = gcd(clean_engine.host, tmp_path / "state", "hold", "hd/none:1", "--for", "1h")
+    load(api, image(layer(1024, "hd-present"), tags=("hd/present:1",)))
+    result = gcd(
+        clean_engine.host, tmp_path / "state", "hold", "hd/present:1", "hd/none:1", "--for", "1h"
+    )
     assert result.returncode == ExitCode.BAD_POLICY_OR_USAGE
     assert "cannot hold hd/none:1: no such image on this engine" in result.stderr
+    assert "nothing was held" in result.stderr
     assert hold_containers(api) == []
     bad = gcd(clean_engine.host, tmp_path / "state", "hold", "x", "--for", "31d")
     assert bad.returncode == ExitCode.BAD_POLICY_OR_USAGE
