@@ -128,16 +128,18 @@ def test_a_held_image_survives_gcd_and_image_prune_all_then_expires_and_goes(
 
 @pytest.mark.core
 def test_release_by_reference_and_all_mine_and_the_json_listing(
-    clean_engine: PrivateEngine, api: docker.APIClient, three: dict[str, str], tmp_path: Path
+    clean_engine: PrivateEngine,
+    api: docker.APIClient,
+    three: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     host, state = clean_engine.host, tmp_path / "state"
     for ref in ("hd/app:1", "hd/spare:1"):
         assert gcd(host, state, "hold", ref, "--for", "1h").returncode == 0
-    os.environ["GCD_HOLD_OWNER"] = "job-42"
-    try:
-        mine = gcd(host, state, "hold", three["keep"], "hd/app:1", "--for", "30m")
-    finally:
-        del os.environ["GCD_HOLD_OWNER"]
+    monkeypatch.setenv("GCD_HOLD_OWNER", "job-42")  # the gcd subprocesses inherit it
+    mine = gcd(host, state, "hold", three["keep"], "hd/app:1", "--for", "30m")
+    monkeypatch.delenv("GCD_HOLD_OWNER")
     assert mine.returncode == 0, mine.stderr
     assert mine.stdout.startswith(f"held {three['keep']} until "), mine.stdout  # by id: no ref
 
@@ -155,14 +157,9 @@ def test_release_by_reference_and_all_mine_and_the_json_listing(
     released = gcd(host, state, "release", "hd/spare:1")
     assert released.returncode == 0
     assert released.stdout.count("released ") == 1
-    env = {**os.environ, "GCD_HOLD_OWNER": "job-42"}
-    out = subprocess.run(
-        [sys.executable, "-m", "gcd", "--host", host, "release", "--all-mine"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    monkeypatch.setenv("GCD_HOLD_OWNER", "job-42")
+    out = gcd(host, state, "release", "--all-mine")
+    monkeypatch.delenv("GCD_HOLD_OWNER")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("released ") == 2, out.stdout
     [left] = hold_containers(api)
