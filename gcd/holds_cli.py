@@ -51,6 +51,11 @@ def add_parsers(command: Command) -> None:
     which.add_argument(
         "--all-mine", action="store_true", help="every hold of this owner (see gcd holds)"
     )
+    release.add_argument(
+        "--any-owner",
+        action="store_true",
+        help="REF: end the holds of other owners too (by default only this owner's)",
+    )
     listing = command("holds", "list the holds on the engine")
     listing.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
@@ -75,8 +80,8 @@ def _hold(args: argparse.Namespace) -> int:
 def _release(args: argparse.Namespace) -> int:
     engine = Engine(args.host)
     present = holds.current(engine)
+    me = holds.owner()
     if args.all_mine:
-        me = holds.owner()
         chosen = [h for h in present if h.owner == me]
     else:
         chosen = []
@@ -85,7 +90,14 @@ def _release(args: argparse.Namespace) -> int:
             found = [h for h in present if holds.matches(h, reference, image_id)]
             if not found:
                 raise UsageError(f"no hold matches {reference}; see gcd holds")
-            chosen.extend(h for h in found if h not in chosen)
+            mine = [h for h in found if args.any_owner or h.owner == me]
+            if not mine:  # another job's hold of a shared image is not this job's to end
+                others = ", ".join(sorted({h.owner for h in found}))
+                raise UsageError(
+                    f"{reference} is held only by other owners ({others}), not {me}; "
+                    "--any-owner ends their holds too"
+                )
+            chosen.extend(h for h in mine if h not in chosen)
     for name in holds.release(engine, chosen):
         print(f"released {name}")
     if not chosen:

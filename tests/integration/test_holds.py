@@ -1,6 +1,7 @@
 """Holds (`gcd hold`) on the suite's own engine: a held image survives a policy that would
 delete it and a real `docker image prune -a -f` run beside gcd; the hold expires and the image
-goes in the next cycle; release by reference and `--all-mine`; `gcd holds --output json`; the
+goes in the next cycle; release by reference (this owner's holds, `--any-owner` all) and
+`--all-mine`; `gcd holds --output json`; the
 hold commands work from a second process, another user with only the socket; holding a
 missing image is an error. Then what a hold protects against, with the real Docker CLI: the
 table in the README ("Holds for CI jobs")."""
@@ -167,6 +168,15 @@ def test_release_by_reference_and_all_mine_and_the_json_listing(
     again = gcd(host, state, "release", "hd/spare:1")
     assert again.returncode == ExitCode.BAD_POLICY_OR_USAGE
     assert "no hold matches hd/spare:1" in again.stderr
+    # Another job's hold of the same image is not this job's to end, unless it insists.
+    monkeypatch.setenv("GCD_HOLD_OWNER", "job-43")
+    theirs = gcd(host, state, "release", "hd/app:1")
+    assert theirs.returncode == ExitCode.BAD_POLICY_OR_USAGE
+    assert "hd/app:1 is held only by other owners" in theirs.stderr
+    assert len(hold_containers(api)) == 1
+    forced = gcd(host, state, "release", "hd/app:1", "--any-owner")
+    assert forced.returncode == ExitCode.OK, forced.stderr
+    assert hold_containers(api) == []
 
 
 @pytest.mark.core

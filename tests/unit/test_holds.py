@@ -140,6 +140,7 @@ def test_the_commands_parse() -> None:
     )
     assert parser.parse_args(["release", "--all-mine"]).all_mine
     assert parser.parse_args(["release", "app:1"]).references == ["app:1"]
+    assert parser.parse_args(["release", "app:1", "--any-owner"]).any_owner
     assert parser.parse_args(["holds", "--output", "json"]).output == "json"
     for wrong in (["hold", "app:1"], ["release"], ["release", "app:1", "--all-mine"]):
         with pytest.raises(SystemExit):
