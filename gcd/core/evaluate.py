@@ -21,6 +21,7 @@ from datetime import datetime
 
 from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure, evict
+from gcd.core.holds import is_hold_decision, judge_containers, judge_images
 from gcd.core.kind import Key, Kind, Record
 from gcd.core.kinds import build_cache, containers, images, networks, volumes
 from gcd.core.plan import Decision, Judgement, Plan
@@ -130,17 +131,21 @@ class _Judging:
     def __init__(self, snapshot: Snapshot, policy: Policy, now: datetime) -> None:
         self.snapshot, self.policy, self.now = snapshot, policy, now
         self.evicted: dict[Key, str] = {}
-        self.containers = list(_containers(snapshot, policy, now, frozenset()))
+        # Holds are gcd's own: decided whatever the policy's sections (gcd.core.holds).
+        self.containers = judge_containers(_containers(snapshot, policy, now, frozenset()), now)
         self.released = frozenset(j.subject.key.id for j in self.containers if j.rule.deletes)
         self.rejudge()
 
     def rejudge(self) -> None:
-        others = [
-            j
-            for kind, judge in KINDS
-            if kind is not Kind.CONTAINER
-            for j in judge(self.snapshot, self.policy, self.now, self.released)
-        ]
+        others = judge_images(
+            (
+                j
+                for kind, judge in KINDS
+                if kind is not Kind.CONTAINER
+                for j in judge(self.snapshot, self.policy, self.now, self.released)
+            ),
+            (j for j in self.containers if j.subject.key.id not in self.released),
+        )
         self.judged = self._evictions_applied([*self.containers, *others])
 
     def _evictions_applied(self, judged: Iterable[Judgement]) -> list[Judgement]:
@@ -285,7 +290,10 @@ def evaluate(
         tuple(decisions),
         account.freed_by(d.subject for d in decisions if d.deletes),
         account.total_bytes,
-        refusal(decisions, (limits[kind] for kind in managed)),
+        refusal(
+            [d for d in decisions if not is_hold_decision(d.key.kind, d.rule)],
+            (limits[kind] for kind in managed),
+        ),
         pressure_note,
         shortfall,
     )

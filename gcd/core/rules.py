@@ -27,6 +27,8 @@ class RuleId(StrEnum):
     """A build-cache record whose data is an image's layer: removing it frees nothing."""
     MIN_AGE = "keep.min_age"
     CREATED_IN_FUTURE = "keep.created_in_future"
+    HOLD = "keep.hold"
+    """An image a `gcd hold` protects until its expiry, and the hold's own container."""
     # Keep rules the operator writes.
     LABEL = "keep.label"
     REFERENCE = "keep.reference"
@@ -59,6 +61,8 @@ class RuleId(StrEnum):
     OVER_SIZE = "delete.over_size"
     """Build cache beyond `build_cache.max_size`, least recently used first."""
     PRESSURE = "delete.pressure"
+    HOLD_EXPIRED = "delete.hold_expired"
+    """A hold container (`gcd hold`) past its expiry: gcd's own, whatever the policy says."""
 
     @property
     def yields_to_pressure(self) -> bool:

@@ -169,6 +169,12 @@ class _Event(TypedDict, total=False):
     timeNano: int | None
 
 
+class _Created(TypedDict, total=False):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    Id: Required[str]
+    Warnings: list[str] | None
+
+
 class Shape:
     """One TypeAdapter per answer shape, built once at import."""
 
@@ -187,6 +193,7 @@ class Shape:
     DELETED: TypeAdapter[Any] = TypeAdapter(list[_Deleted] | None)
     PRUNED: TypeAdapter[Any] = TypeAdapter(_Pruned | None)
     EVENT: TypeAdapter[Any] = TypeAdapter(_Event)
+    CREATED: TypeAdapter[Any] = TypeAdapter(_Created)
 
 
 _MAX_QUOTED = 60

@@ -260,6 +260,27 @@ class Engine(EngineCalls):
         )
         return result
 
+    def create_container(
+        self, image_id: str, *, name: str, labels: Mapping[str, str], command: list[str] | None
+    ) -> dict[str, Any]:
+        """`POST /containers/create`, never started (`gcd hold`): no network (`none`), the
+        image's own command unless `command` (an image without Cmd or Entrypoint needs one
+        for the engine to accept the container; creating never runs it)."""
+        client = self.client
+        result: dict[str, Any] = self._call(
+            "POST /containers/create",
+            Wait.REMOVE,
+            Shape.CREATED,
+            lambda: client.create_container(
+                image_id,
+                command=command,
+                name=name,
+                labels=dict(labels),
+                host_config=client.create_host_config(network_mode="none"),
+            ),
+        )
+        return result
+
     def remove_container(self, container_id: str) -> RemoveResult:
         """`DELETE /containers/{id}?v=0&force=0`, classified like `remove_image`: a running
         container is a 409 (`CONFLICT`), never killed; its volumes stay, anonymous ones too,

@@ -188,6 +188,14 @@ class Metrics:
             "kind",
             "rule",
         )
+        self.holds = gauge(
+            "gcd_holds",
+            "Hold containers (gcd hold) at the last evaluation: active ones keep their image "
+            "(keep.hold); expired ones are removed in that cycle (delete.hold_expired).",
+            "state",
+        )
+        for state in ("active", "expired"):
+            self.holds.labels(state)
         self.docker_usage_bytes = gauge(
             "gcd_docker_usage_bytes",
             "Bytes Docker objects hold after the last cycle, by kind "
@@ -287,6 +295,9 @@ class Metrics:
         for kind, rule in {*self._kept_series, *counts}:
             self.kept.labels(kind.value, rule.value).set(counts.get((kind, rule), 0))
         self._kept_series.update(counts)
+        holds = Tally(d.rule for d in plan.decisions if d.key.kind is Kind.CONTAINER)
+        self.holds.labels("active").set(holds.get(RuleId.HOLD, 0))
+        self.holds.labels("expired").set(holds.get(RuleId.HOLD_EXPIRED, 0))
 
     def _record_reclaimable(
         self, plan: Plan, gone: Collection[Key], unit_sizes: Mapping[str, int]

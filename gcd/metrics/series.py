@@ -36,6 +36,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.DANGLING_WITHIN,
         RuleId.DANGLING,
         RuleId.COMPOSE,
+        RuleId.HOLD,
     },
     Kind.CONTAINER: _EVERY_KIND
     | {
@@ -48,6 +49,8 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.SERVICE,
         RuleId.EXITED_WITHIN,
         RuleId.EXITED,
+        RuleId.HOLD,
+        RuleId.HOLD_EXPIRED,
     },
     Kind.VOLUME: _EVERY_KIND
     | {

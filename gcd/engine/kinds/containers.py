@@ -33,13 +33,15 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from gcd.core.holds import EXPIRES_LABEL, is_hold, parse_expiry
 from gcd.core.plan import Decision
 from gcd.core.records import ACTIVE_STATES, Container, ContainerState
+from gcd.core.rules import RuleId
 from gcd.engine.api import EngineApi
 from gcd.engine.kinds.networks import attached_networks
 from gcd.engine.kinds.reinspect import classify_removal
@@ -273,6 +275,20 @@ def _when(moment: datetime | None) -> str:
     return moment.isoformat() if moment is not None else "never"
 
 
+def not_an_expired_hold(record: Mapping[str, Any]) -> str | None:
+    """Why a container planned as an expired hold must stay: it is no longer a never-started
+    hold, or its expiry label is not past now."""
+    labels = _labels(_object(record.get("Config")).get("Labels"))
+    if not is_hold(labels):
+        return "no longer labelled as a hold"
+    if inspected_state(record) is not ContainerState.CREATED or details_of(record).started_at:
+        return "the hold container was started: no longer a hold"
+    expires = parse_expiry(labels.get(EXPIRES_LABEL, ""))
+    if expires is None or expires > datetime.now(UTC):
+        return f"the hold's expiry {labels.get(EXPIRES_LABEL, '')!r} is not past"
+    return None
+
+
 class ContainerRemoval(Removal):
     """Removing one planned container, without force and without its volumes."""
 
@@ -292,6 +308,8 @@ class ContainerRemoval(Removal):
             self.cache.forget(container_id)
             return Verdict(OutcomeStatus.SKIPPED_IN_USE, f"now {state.value}")
         fresh = details_of(record)
+        if self.decision.rule is RuleId.HOLD_EXPIRED and (why := not_an_expired_hold(record)):
+            return Verdict(OutcomeStatus.SKIPPED_CHANGED, why)
         if fresh.started_at != self.container.started_at:
             self.cache.put(container_id, fresh)
             return Verdict(
