@@ -67,7 +67,11 @@ def plan_once(
     # Stopped containers are inspected (their exit time, restart policy) only when the policy
     # may remove containers: an images-only policy pays nothing per container.
     snapshot = take_snapshot(
-        engine, state, moment, inspect_containers=policy.containers is not None
+        engine,
+        state,
+        moment,
+        inspect_containers=policy.containers is not None,
+        quiet_for=policy.safety.quiet_for,
     )
     for container in snapshot.containers:
         if container.state in USING_STATES:

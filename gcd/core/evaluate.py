@@ -21,6 +21,8 @@ from datetime import datetime
 
 from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure, evict
+from gcd.core.busy import Busy
+from gcd.core.busy import busy as find_busy
 from gcd.core.kind import Key, Kind, Record
 from gcd.core.kinds import build_cache, containers, images, networks, volumes
 from gcd.core.plan import Decision, Judgement, Plan
@@ -237,6 +239,14 @@ def _under_pressure(
     return note, shortfall
 
 
+def _busy_note(busy: Busy | None, critical: bool, deferred: int) -> str | None:
+    if busy is None:
+        return None
+    if critical:
+        return f"{busy.describe()}; not deferred: the disk is at the critical watermark"
+    return f"{busy.describe()}; {deferred} deletion(s) deferred to a later cycle"
+
+
 def evaluate(
     snapshot: Snapshot, policy: Policy, now: datetime, pressure: Pressure | None = None
 ) -> Plan:
@@ -252,16 +262,24 @@ def evaluate(
     if managed and pressure is not None and pressure.above_high:
         pressure_note, shortfall = _under_pressure(judging, account, pressure)
 
+    critical = pressure is not None and pressure.above_high and pressure.critical_reached
+    busy = find_busy(snapshot, policy.safety.quiet_for, now) if managed else None
+    gated: set[Key] = set()
+    if busy is not None and not critical:
+        gated = {
+            j.subject.key for j in judging.judged if j.rule.deletes and busy.defers(j.subject.key)
+        }
+
     limits = {kind: policy.safety.limits(kind) for kind, _ in KINDS}
-    deferred = beyond_cap(judging.judged, limits[Kind.CONTAINER])
-    if deferred:
-        judging.defer_containers(deferred)
+    ungated = [j for j in judging.judged if j.subject.key not in gated]
+    deferred = beyond_cap(ungated, limits[Kind.CONTAINER])
+    if deferred or gated:
+        judging.defer_containers(deferred | gated)
     judged = list(build_cache.settle(judging.judged))
     for kind, _ in KINDS:
         if kind is not Kind.CONTAINER:
-            deferred |= beyond_cap(judged, limits[kind])
-
-    critical = pressure is not None and pressure.above_high and pressure.critical_reached
+            deferred |= beyond_cap((j for j in judged if j.subject.key not in gated), limits[kind])
+    deferred |= gated
     sequence = CRITICAL_ORDER if critical else tuple(kind for kind, _ in KINDS)
     kind_order = {kind: position for position, kind in enumerate(sequence)}
     deleting = sorted(
@@ -273,13 +291,16 @@ def evaluate(
     decisions: list[Decision] = []
     for j in judged:
         rule, detail = j.rule, j.detail
-        if j.subject.key in deferred:
+        if j.subject.key in gated and busy is not None and j.rule.deletes:
+            rule, detail = RuleId.BUSY, f"deferred: {busy.describe()}; planned {j.rule.value}"
+        elif j.subject.key in deferred:
             cap = limits[j.subject.key.kind]
             rule = RuleId.RUN_LIMIT
             detail = f"beyond {cap.deletions_key}={cap.max_deletions_per_run}"
         freed = account.freed_by([j.subject]) if rule.deletes else 0
         decisions.append(Decision(j.subject, rule, detail, j.age, freed))
     decisions.sort(key=lambda d: (order.get(d.key, len(order)), d.key))
+    busy_note = _busy_note(busy, critical, sum(1 for d in decisions if d.rule is RuleId.BUSY))
     return Plan(
         now,
         tuple(decisions),
@@ -288,4 +309,5 @@ def evaluate(
         refusal(decisions, (limits[kind] for kind in managed)),
         pressure_note,
         shortfall,
+        busy_note,
     )
