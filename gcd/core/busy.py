@@ -49,7 +49,10 @@ class Busy:
 
 
 def busy(snapshot: Snapshot, quiet_for: timedelta, now: datetime) -> Busy | None:
-    """Whether a build is running, as the snapshot shows it; None when nothing is."""
+    """Whether a build is running, as the snapshot shows it; None when nothing is, and
+    always None with `quiet_for` 0 (`safety.quiet_for: 0s` switches the gate off)."""
+    if quiet_for <= timedelta(0):
+        return None
     in_use = sorted((r for r in snapshot.build_cache if r.in_use), key=lambda r: (r.created, r.id))
     steps = sorted(
         (

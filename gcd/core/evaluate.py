@@ -264,22 +264,29 @@ def evaluate(
 
     critical = pressure is not None and pressure.above_high and pressure.critical_reached
     busy = find_busy(snapshot, policy.safety.quiet_for, now) if managed else None
-    gated: set[Key] = set()
-    if busy is not None and not critical:
-        gated = {
-            j.subject.key for j in judging.judged if j.rule.deletes and busy.defers(j.subject.key)
-        }
+    gate = busy is not None and not critical
+
+    def gated(judgements: Iterable[Judgement]) -> set[Key]:
+        if busy is None or not gate:
+            return set()
+        return {j.subject.key for j in judgements if j.rule.deletes and busy.defers(j.subject.key)}
 
     limits = {kind: policy.safety.limits(kind) for kind, _ in KINDS}
-    ungated = [j for j in judging.judged if j.subject.key not in gated]
-    deferred = beyond_cap(ungated, limits[Kind.CONTAINER])
-    if deferred or gated:
-        judging.defer_containers(deferred | gated)
+    waiting = gated(j for j in judging.judged if j.subject.key.kind is Kind.CONTAINER)
+    deferred = beyond_cap(
+        (j for j in judging.judged if j.subject.key not in waiting), limits[Kind.CONTAINER]
+    )
+    if deferred or waiting:
+        judging.defer_containers(deferred | waiting)
     judged = list(build_cache.settle(judging.judged))
+    waiting |= gated(j for j in judged if j.subject.key.kind is not Kind.CONTAINER)
     for kind, _ in KINDS:
         if kind is not Kind.CONTAINER:
-            deferred |= beyond_cap((j for j in judged if j.subject.key not in gated), limits[kind])
-    deferred |= gated
+            deferred |= beyond_cap(
+                (j for j in judged if j.subject.key not in waiting), limits[kind]
+            )
+    deferred |= waiting
+
     sequence = CRITICAL_ORDER if critical else tuple(kind for kind, _ in KINDS)
     kind_order = {kind: position for position, kind in enumerate(sequence)}
     deleting = sorted(
@@ -291,7 +298,7 @@ def evaluate(
     decisions: list[Decision] = []
     for j in judged:
         rule, detail = j.rule, j.detail
-        if j.subject.key in gated and busy is not None and j.rule.deletes:
+        if j.subject.key in waiting and busy is not None:
             rule, detail = RuleId.BUSY, f"deferred: {busy.describe()}; planned {j.rule.value}"
         elif j.subject.key in deferred:
             cap = limits[j.subject.key.kind]

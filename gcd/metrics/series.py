@@ -35,6 +35,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.USED_WITHIN,
         RuleId.DANGLING_WITHIN,
         RuleId.DANGLING,
+        RuleId.BUSY,
     },
     Kind.CONTAINER: _EVERY_KIND
     | {
@@ -47,6 +48,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.SERVICE,
         RuleId.EXITED_WITHIN,
         RuleId.EXITED,
+        RuleId.BUSY,
     },
     Kind.VOLUME: _EVERY_KIND
     | {
@@ -66,6 +68,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.WITHIN_SIZE,
         RuleId.UNUSED,
         RuleId.OVER_SIZE,
+        RuleId.BUSY,
     },
     Kind.NETWORK: _EVERY_KIND
     | {RuleId.BUILTIN, RuleId.CREATED_IN_FUTURE, RuleId.UNUSED_WITHIN, RuleId.UNUSED},
