@@ -26,9 +26,14 @@ from gcd.cycle import run_once
 from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.host.disk import measure
-from tests.integration.builds import BUILD_TIMEOUT_SECONDS, build_command, build_env, context
+from tests.integration.builds import (
+    BUILD_TIMEOUT_SECONDS,
+    build_command,
+    build_env,
+    context,
+    no_buildkit,
+)
 from tests.integration.builds import build as buildkit_build
-from tests.integration.builds import no_buildkit
 from tests.integration.gcd_command import gcd
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load, runnable_layer
