@@ -4,7 +4,8 @@ injected clock: no real sleeping, and the waits are exactly those asked for."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,16 @@ from gcd.config.loader import load_policy
 from gcd.core.evaluate import evaluate
 from gcd.core.kind import Kind
 from gcd.core.plan import Plan
-from gcd.core.policy import Policy
+from gcd.core.policy import Policy, Schedule
 from gcd.core.safety import Safety
 from gcd.cycle import deadline_of
 from gcd.engine.executor import Deadline, Pacer, execute
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.errors import PolicyError
+from gcd.jobs import build_triggers
 from tests.unit.builders import NOW, image, policy, snapshot
+from tests.unit.daemon_support import Rig
+from tests.unit.daemon_support import policy as daemon_policy
 from tests.unit.fake_engine import FakeEngine
 
 REMOVED, NOT_ATTEMPTED = OutcomeStatus.REMOVED, OutcomeStatus.NOT_ATTEMPTED
@@ -194,3 +198,21 @@ class TestPolicy:
     def test_out_of_range_values_are_refused(self, tmp_path: Path, body: str, message: str) -> None:
         with pytest.raises(PolicyError, match=message.replace("?", r"\?")):
             load_policy(self.write(tmp_path, body))
+
+
+def test_the_daemon_passes_the_cycle_jobs_next_fire_time_as_the_deadline(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path, daemon_policy(Schedule(every=None, cron="0 * * * *")))
+    try:
+        assert rig.daemon._next_cycle() is None  # no cycle job yet
+        rig.daemon._start_scheduler(build_triggers(rig.daemon.policy))
+        job = rig.daemon.scheduler.get_job("cycle")
+        due_in = (job.next_run_time - datetime.now(UTC)).total_seconds()
+        found = rig.daemon._next_cycle()
+        assert found is not None
+        # the same instant on the monotonic clock (the two clocks read a moment apart)
+        assert abs((found - time.monotonic()) - due_in) < 60
+        assert 0 < due_in <= 3600
+    finally:
+        rig.close()
