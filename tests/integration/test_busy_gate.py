@@ -79,10 +79,12 @@ def _run(host: PrivateEngine, tmp_path: Path, policy: Path) -> dict[str, Any]:
 
 
 def _rules(document: dict[str, Any], kind: str) -> dict[str, str]:
+    """Each object's rule by each of its names (the containerd store lists digests too)."""
     return {
-        " ".join(d["names"] or [d["id"]]): d["rule"]
+        name: d["rule"]
         for d in document["decisions"]
         if d["kind"] == kind
+        for name in d["names"] or [d["id"]]
     }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from prometheus_client import CollectorRegistry
+
 from gcd.core.budget import Pressure
 from gcd.core.evaluate import evaluate
 from gcd.core.kinds.build_cache import BuildCachePolicy
@@ -13,6 +15,8 @@ from gcd.core.plan import Plan
 from gcd.core.policy import Policy
 from gcd.core.records import Container, ContainerState
 from gcd.core.rules import RuleId
+from gcd.engine.outcomes import Report
+from gcd.metrics.definitions import Metrics
 from tests.unit.builders import (
     NOW,
     cache_record,
@@ -144,3 +148,29 @@ def test_the_run_cap_counts_only_what_the_gate_let_through() -> None:
     assert counts[RuleId.EXITED] == 2  # the step container waits: it takes no place in the cap
     assert RuleId.RUN_LIMIT not in counts
     assert rules(plan)[left.key.id] is RuleId.BUSY
+
+
+def test_deferrals_are_counted_and_the_busy_gauge_set() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    snap = snapshot(OLD, BASE, build_cache=(STALE, HELD))
+    busy_plan = evaluate(snap, every_kind(), NOW)
+    for plan, busy in ((busy_plan, 1), (evaluate(snapshot(OLD), every_kind(), NOW), 0)):
+        metrics.record_run(
+            plan,
+            Report(()),
+            0,
+            unit_sizes=snap.unit_sizes,
+            trigger="schedule",
+            duration_seconds=1.0,
+            now=NOW,
+        )
+        assert registry.get_sample_value("gcd_engine_busy") == busy
+
+    def deferred(kind: str) -> float | None:
+        labels = {"kind": kind, "outcome": "deferred_busy"}
+        return registry.get_sample_value("gcd_removals_total", labels)
+
+    assert (deferred("image"), deferred("build_cache"), deferred("volume")) == (2, 1, 0)
+    kept = {"kind": "image", "rule": "keep.busy"}
+    assert registry.get_sample_value("gcd_kept", kept) == 0  # the last plan was not busy
