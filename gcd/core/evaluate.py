@@ -5,8 +5,10 @@ Containers are judged first: one removed in this run holds nothing, so the image
 and networks it alone used are judged as released (and say so). Then the steps common to
 every kind: under disk pressure the soft keeps of every kind yield, kind by kind in the
 eviction order, least recently used first within a kind, until the projected usage is below
-`low` (`gcd.core.budget`); deletions are ordered (containers first; at the critical watermark
-images last, as the engine may be too full to delete them); the per-run cap defers the rest
+`low` (`gcd.core.budget`); while a build runs, the deletions that could break it wait
+(`gcd.core.busy`, `keep.busy`, not at the critical watermark); deletions are ordered
+(containers first; at the critical watermark images last, as the engine may be too full to
+delete them); the per-run cap defers the rest
 of each kind; the delete fraction of what then remains to delete may refuse the whole plan, as
 a value in the plan (`gcd.core.safety`: both limits apply per kind, and a kind's section may
 set its own).
@@ -264,10 +266,10 @@ def evaluate(
 
     critical = pressure is not None and pressure.above_high and pressure.critical_reached
     busy = find_busy(snapshot, policy.safety.quiet_for, now) if managed else None
-    gate = busy is not None and not critical
 
     def gated(judgements: Iterable[Judgement]) -> set[Key]:
-        if busy is None or not gate:
+        """What the busy gate defers (`gcd.core.busy`): nothing at the critical watermark."""
+        if busy is None or critical:
             return set()
         return {j.subject.key for j in judgements if j.rule.deletes and busy.defers(j.subject.key)}
 
