@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,8 +21,10 @@ from gcd.core.kind import Kind
 from gcd.core.plan import Plan
 from gcd.core.policy import Policy
 from gcd.core.records import ContainerState, Snapshot
+from gcd.core.rules import RuleId
+from gcd.core.units import spell_duration
 from gcd.engine.client import Engine
-from gcd.engine.executor import execute
+from gcd.engine.executor import Deadline, Pacer, execute
 from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
 from gcd.engine.snapshot import take_snapshot
 from gcd.host.lock import hold_lock
@@ -97,7 +101,11 @@ def plan_once(
     # Stopped containers are inspected (their exit time, restart policy) only when the policy
     # may remove containers: an images-only policy pays nothing per container.
     snapshot = take_snapshot(
-        engine, state, moment, inspect_containers=policy.containers is not None
+        engine,
+        state,
+        moment,
+        inspect_containers=policy.containers is not None,
+        quiet_for=policy.safety.quiet_for,
     )
     for container in snapshot.containers:
         if container.state in USING_STATES:
@@ -142,9 +150,7 @@ def _relief(
     return relieved
 
 
-def _retry_images(
-    plan: Plan, report: Report, engine: Engine, stop: threading.Event | None
-) -> Report:
+def _retry_images(plan: Plan, report: Report, engine: Engine, pacer: Pacer) -> Report:
     """At the critical watermark images go last and those the full engine could not delete
     (HTTP 500 while rewriting its metadata) are tried once more, now that the other kinds
     have freed space."""
@@ -162,11 +168,37 @@ def _retry_images(
     retry = execute(
         replace(plan, decisions=tuple(d for d in plan.decisions if d.key in failed)),
         engine,
-        stop=stop,
+        stop=pacer.stop,
+        pacer=pacer,
     )
     again = {o.key: o for o in retry.outcomes}
     outcomes = tuple(again.get(o.key, o) for o in report.outcomes)
-    return Report(outcomes, report.aborted or retry.aborted, report.orphans + retry.orphans)
+    return Report(
+        outcomes,
+        report.aborted or retry.aborted,
+        report.orphans + retry.orphans,
+        report.time_up or retry.time_up,
+    )
+
+
+def deadline_of(policy: Policy, started: float, next_cycle: float | None) -> Deadline | None:
+    """The earlier of `safety.max_cycle_duration` from `started` and, for a paced policy,
+    the next scheduled cycle (both on the monotonic clock). Unpaced, a cycle is not cut at
+    the next fire time: the next cycle would only take a new snapshot and go on with the
+    same removals, as fast."""
+    budget = policy.safety.max_cycle_duration
+    candidates: list[Deadline] = []
+    if budget is not None:
+        candidates.append(
+            Deadline(
+                started + budget.total_seconds(),
+                f"cycle time budget of {spell_duration(budget)} (safety.max_cycle_duration) "
+                "used up",
+            )
+        )
+    if next_cycle is not None and policy.safety.pace:
+        candidates.append(Deadline(next_cycle, "the next scheduled cycle is due"))
+    return min(candidates, key=lambda d: d.at, default=None)
 
 
 def run_once(
@@ -180,24 +212,45 @@ def run_once(
     pressure: Pressure | None = None,
     remeasure: Callable[[], Pressure | None] | None = None,
     trigger: str = "once",
+    next_cycle: float | None = None,
 ) -> RunResult:
     """Plan and execute under the host-wide lock. A plan that a safety limit refuses is not
     executed: the result carries it (`plan.refusal`) with an empty report.
 
     Under `pressure`, `remeasure` reads the disk again after each kind's deletions, and the
     pressure evictions stop as soon as it is below low; at the critical watermark images go
-    last and are retried once if the full engine refused them."""
+    last and are retried once if the full engine refused them.
+
+    `safety.pace` spaces the removals; the run stops at an object boundary once past
+    `safety.max_cycle_duration` or, paced, at `next_cycle` (the daemon's next fire time, on
+    the monotonic clock), leaving the rest for the next cycle (`Report.time_up`)."""
+    started = time.monotonic()
     with hold_lock(state_dir):
         planned = plan_once(engine, policy, state_dir, now, pressure)
         if planned.plan.refusal is not None:
             log.warning("run_refused", trigger=trigger, refusal=planned.plan.refusal)
             return RunResult(planned.snapshot, planned.plan, Report(()), 0, planned.compose)
         plan = planned.plan
+        if plan.busy is not None:
+            deferred = Counter(d.key.kind.value for d in plan.decisions if d.rule is RuleId.BUSY)
+            log.warning(
+                "busy_deferred",
+                trigger=trigger,
+                detail=plan.busy,
+                deferred=sum(deferred.values()),
+                by_kind=dict(deferred),
+            )
+        pacer = Pacer(policy.safety.pace, deadline_of(policy, started, next_cycle), stop)
         report = execute(
-            plan, engine, stop=stop, on_outcome=on_outcome, relieved=_relief(plan, remeasure)
+            plan,
+            engine,
+            stop=stop,
+            on_outcome=on_outcome,
+            relieved=_relief(plan, remeasure),
+            pacer=pacer,
         )
         if pressure is not None and pressure.above_high and pressure.critical_reached:
-            report = _retry_images(plan, report, engine, stop)
+            report = _retry_images(plan, report, engine, pacer)
     freed = freed_by(planned.snapshot, report)
     log.info(
         "run_finished",
@@ -209,5 +262,8 @@ def run_once(
         skipped=len(report.outcomes) - report.count(OutcomeStatus.REMOVED),
         freed_bytes=freed,
         aborted=report.aborted,
+        busy=planned.plan.busy,
+        time_up=report.time_up,
+        left_for_next=report.count(OutcomeStatus.NOT_ATTEMPTED) if report.time_up else 0,
     )
     return RunResult(planned.snapshot, planned.plan, report, freed, planned.compose)

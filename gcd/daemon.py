@@ -200,6 +200,7 @@ class Daemon:
                     remeasure=self.disk.remeasure,
                     stop=self.stop_event,
                     trigger=trigger,
+                    next_cycle=self._next_cycle(),
                 )
             after = self.disk.usage()
         except GcdError as exc:
@@ -244,6 +245,15 @@ class Daemon:
             f"freed {result.freed_bytes} bytes"
         )
         return result
+
+    def _next_cycle(self) -> float | None:
+        """The cycle job's next fire time on the monotonic clock (a paced cycle stops there:
+        `cycle.deadline_of`); None when the scheduler has none."""
+        job = self.scheduler.get_job("cycle")
+        fire = getattr(job, "next_run_time", None) if job is not None else None
+        if not isinstance(fire, datetime):
+            return None
+        return time.monotonic() + max((fire - datetime.now(UTC)).total_seconds(), 0.0)
 
     def _status(self, text: str) -> None:
         self.last_status = text

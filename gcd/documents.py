@@ -159,7 +159,7 @@ def plan_document(
     head["kind" if version == 1 else "document"] = "plan"
     head |= {"created_at": plan.created_at.isoformat(), "refusal": plan.refusal}
     if version >= 2:
-        head |= {"pressure": plan.pressure, "shortfall": plan.shortfall}
+        head |= {"pressure": plan.pressure, "shortfall": plan.shortfall, "busy": plan.busy}
     document = {
         **head,
         "summary": plan_summary(plan, version),
@@ -220,6 +220,7 @@ def run_document(
         "by_status": _by_status(outcomes),
     }
     if version >= 2:
+        result["time_up"] = report.time_up
         result["by_kind"] = {
             kind.value: {"by_status": _by_status(of_kind)}
             for kind in Kind

@@ -106,6 +106,8 @@ def write_plan_table(plan: Plan, out: IO[str]) -> None:
     )
     if plan.refusal:
         console.print(f"REFUSED: {plan.refusal}", highlight=False)
+    if plan.busy:
+        console.print(f"BUSY: {plan.busy}", highlight=False)
 
 
 def write_run_table(report: Report, freed_bytes: int, out: IO[str]) -> None:
@@ -132,3 +134,5 @@ def write_run_table(report: Report, freed_bytes: int, out: IO[str]) -> None:
     )
     if report.aborted:
         console.print(f"ABORTED: {report.aborted}", highlight=False)
+    if report.time_up:
+        console.print(f"TIME UP: {report.time_up}", highlight=False)

@@ -16,7 +16,13 @@ from gcd.config.kinds import (
     VolumeKeepModel,
     VolumesModel,
 )
-from gcd.config.schema import ImagesModel, KeepRuleModel, PolicyModel, ScheduleModel
+from gcd.config.schema import (
+    ImagesModel,
+    KeepRuleModel,
+    PaceModel,
+    PolicyModel,
+    ScheduleModel,
+)
 from gcd.core.kind import Kind
 from gcd.core.kinds.build_cache import BuildCachePolicy
 from gcd.core.kinds.containers import ContainerKeepRule, ContainerPolicy
@@ -25,7 +31,7 @@ from gcd.core.kinds.networks import NetworkPolicy
 from gcd.core.kinds.volumes import VolumeKeepRule, VolumePolicy
 from gcd.core.patterns import NamePattern, Pattern
 from gcd.core.policy import DiskWatermarks, Policy, Schedule
-from gcd.core.safety import KindLimits, Safety
+from gcd.core.safety import SECTIONS, KindLimits, Safety
 
 
 def _names(texts: list[str] | None) -> tuple[NamePattern, ...]:
@@ -138,6 +144,13 @@ def _kind_limits(model: PolicyModel) -> dict[Kind, KindLimits]:
     }
 
 
+def _pace(model: PaceModel | None) -> dict[Kind, float]:
+    if model is None:
+        return {}
+    per_kind = {kind: getattr(model, section) for kind, section in SECTIONS.items()}
+    return {kind: pace for kind, pace in per_kind.items() if pace is not None}
+
+
 def to_policy(model: PolicyModel, source: str) -> Policy:
     return Policy(
         version=model.version,
@@ -146,6 +159,9 @@ def to_policy(model: PolicyModel, source: str) -> Policy:
             model.safety.max_deletions_per_run,
             model.safety.max_delete_fraction,
             _kind_limits(model),
+            model.safety.quiet_for,
+            _pace(model.safety.pace),
+            model.safety.max_cycle_duration,
         ),
         images=_images(model.images),
         containers=_containers(model.containers),

@@ -30,6 +30,9 @@ MAX_JITTER = timedelta(days=1)
 MAX_CHECK_EVERY = timedelta(days=1)
 MAX_COUNT = 1_000_000
 MAX_SIZE = 2**60  # 1 EiB = 1024PiB
+MAX_QUIET_FOR = timedelta(days=1)
+MAX_CYCLE_DURATION = timedelta(days=1)
+MIN_PACE, MAX_PACE = 0.01, 1000.0
 _LONGEST_UNIT_TEXT = 40  # `20GiB`, `7d`: no sane value needs more characters
 
 
@@ -88,6 +91,19 @@ def _positive_whole(value: Any) -> int:
     if _whole(value) and 1 <= value <= MAX_COUNT:
         return int(value)
     raise expected(f"a whole number from 1 to {MAX_COUNT}")
+
+
+def pace_rate(value: Any) -> float:
+    """Removals per second: a number from 0.01 (one every 100 s) to 1000; `true` refused."""
+    what = f"a number of removals per second from {MIN_PACE:g} to {MAX_PACE:g}, such as 5"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise expected(what) from None
+        if MIN_PACE <= number <= MAX_PACE:
+            return number
+    raise expected(what)
 
 
 def version_number(value: Any) -> Any:
@@ -274,6 +290,12 @@ Size = Annotated[int, BeforeValidator(_size)]
 LabelValue = Annotated[str, BeforeValidator(_label_text)]
 Cron = Annotated[str, AfterValidator(_cron)]
 ComposeGlob = Annotated[str, AfterValidator(_compose_glob)]
+QuietFor = Annotated[timedelta, _duration_between(timedelta(0), MAX_QUIET_FOR)]
+"""`safety.quiet_for`: 0s (classic builds are not watched) to 1d."""
+CycleBudget = Annotated[timedelta, _duration_between(timedelta(seconds=1), MAX_CYCLE_DURATION)]
+"""`safety.max_cycle_duration`: 1s to 1d."""
+Pace = Annotated[float, BeforeValidator(pace_rate)]
+"""Removals per second: 0.01 to 1000."""
 
 
 class Strict(BaseModel):

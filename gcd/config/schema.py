@@ -8,7 +8,7 @@ version 1).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -16,16 +16,20 @@ from gcd.config.fields import (
     CheckEvery,
     ComposeGlob,
     Cron,
+    CycleBudget,
     Duration,
     Every,
     Fraction,
     Jitter,
     LabelValue,
+    Pace,
     PatternText,
     PositiveWhole,
+    QuietFor,
     Strict,
     as_list,
     field_error,
+    pace_rate,
     shown,
     version_number,
 )
@@ -49,10 +53,32 @@ __all__ = ["KeepRuleModel", "PolicyModel", "shown"]
 _SAFETY, _DANGLING, _DISK, _SCHEDULE = Safety(), DanglingPolicy(), DiskWatermarks(), Schedule()
 
 
+class PaceModel(Strict):
+    """`safety.pace` per kind: `{images: 5, build_cache: 1}`; a kind left out is not paced."""
+
+    images: Pace | None = None
+    containers: Pace | None = None
+    volumes: Pace | None = None
+    build_cache: Pace | None = None
+    networks: Pace | None = None
+
+
+def _every_kind(value: Any) -> Any:
+    """`pace: 5` is 5 for every kind; a mapping is read by `PaceModel`."""
+    if isinstance(value, dict) or value is None:
+        return value
+    rate = pace_rate(value)
+    return dict.fromkeys(PaceModel.model_fields, rate)
+
+
 class SafetyModel(Strict):
     min_age: Duration = _SAFETY.min_age
     max_deletions_per_run: PositiveWhole = _SAFETY.max_deletions_per_run
     max_delete_fraction: Fraction = _SAFETY.max_delete_fraction
+    quiet_for: QuietFor = _SAFETY.quiet_for
+    pace: Annotated[PaceModel, BeforeValidator(_every_kind)] | None = None
+    """One number for every kind, or one per kind."""
+    max_cycle_duration: CycleBudget | None = _SAFETY.max_cycle_duration
 
 
 class KeepRuleModel(Strict):

@@ -5,8 +5,10 @@ Containers are judged first: one removed in this run holds nothing, so the image
 and networks it alone used are judged as released (and say so). Then the steps common to
 every kind: under disk pressure the soft keeps of every kind yield, kind by kind in the
 eviction order, least recently used first within a kind, until the projected usage is below
-`low` (`gcd.core.budget`); deletions are ordered (containers first; at the critical watermark
-images last, as the engine may be too full to delete them); the per-run cap defers the rest
+`low` (`gcd.core.budget`); while a build runs, the deletions that could break it wait
+(`gcd.core.busy`, `keep.busy`, not at the critical watermark); deletions are ordered
+(containers first; at the critical watermark images last, as the engine may be too full to
+delete them); the per-run cap defers the rest
 of each kind; the delete fraction of what then remains to delete may refuse the whole plan, as
 a value in the plan (`gcd.core.safety`: both limits apply per kind, and a kind's section may
 set its own).
@@ -21,6 +23,8 @@ from datetime import datetime
 
 from gcd.core.accounting import StorageAccount
 from gcd.core.budget import Pressure, evict
+from gcd.core.busy import Busy
+from gcd.core.busy import busy as find_busy
 from gcd.core.holds import is_hold_decision, judge_containers, judge_images
 from gcd.core.kind import Key, Kind, Record
 from gcd.core.kinds import build_cache, containers, images, networks, volumes
@@ -242,6 +246,14 @@ def _under_pressure(
     return note, shortfall
 
 
+def _busy_note(busy: Busy | None, critical: bool, deferred: int) -> str | None:
+    if busy is None:
+        return None
+    if critical:
+        return f"{busy.describe()}; not deferred: the disk is at the critical watermark"
+    return f"{busy.describe()}; {deferred} deletion(s) deferred to a later cycle"
+
+
 def evaluate(
     snapshot: Snapshot, policy: Policy, now: datetime, pressure: Pressure | None = None
 ) -> Plan:
@@ -257,16 +269,31 @@ def evaluate(
     if managed and pressure is not None and pressure.above_high:
         pressure_note, shortfall = _under_pressure(judging, account, pressure)
 
+    critical = pressure is not None and pressure.above_high and pressure.critical_reached
+    busy = find_busy(snapshot, policy.safety.quiet_for, now) if managed else None
+
+    def gated(judgements: Iterable[Judgement]) -> set[Key]:
+        """What the busy gate defers (`gcd.core.busy`): nothing at the critical watermark."""
+        if busy is None or critical:
+            return set()
+        return {j.subject.key for j in judgements if j.rule.deletes and busy.defers(j.subject.key)}
+
     limits = {kind: policy.safety.limits(kind) for kind, _ in KINDS}
-    deferred = beyond_cap(judging.judged, limits[Kind.CONTAINER])
-    if deferred:
-        judging.defer_containers(deferred)
+    waiting = gated(j for j in judging.judged if j.subject.key.kind is Kind.CONTAINER)
+    deferred = beyond_cap(
+        (j for j in judging.judged if j.subject.key not in waiting), limits[Kind.CONTAINER]
+    )
+    if deferred or waiting:
+        judging.defer_containers(deferred | waiting)
     judged = list(build_cache.settle(judging.judged))
+    waiting |= gated(j for j in judged if j.subject.key.kind is not Kind.CONTAINER)
     for kind, _ in KINDS:
         if kind is not Kind.CONTAINER:
-            deferred |= beyond_cap(judged, limits[kind])
+            deferred |= beyond_cap(
+                (j for j in judged if j.subject.key not in waiting), limits[kind]
+            )
+    deferred |= waiting
 
-    critical = pressure is not None and pressure.above_high and pressure.critical_reached
     sequence = CRITICAL_ORDER if critical else tuple(kind for kind, _ in KINDS)
     kind_order = {kind: position for position, kind in enumerate(sequence)}
     deleting = sorted(
@@ -278,13 +305,16 @@ def evaluate(
     decisions: list[Decision] = []
     for j in judged:
         rule, detail = j.rule, j.detail
-        if j.subject.key in deferred:
+        if j.subject.key in waiting and busy is not None:
+            rule, detail = RuleId.BUSY, f"deferred: {busy.describe()}; planned {j.rule.value}"
+        elif j.subject.key in deferred:
             cap = limits[j.subject.key.kind]
             rule = RuleId.RUN_LIMIT
             detail = f"beyond {cap.deletions_key}={cap.max_deletions_per_run}"
         freed = account.freed_by([j.subject]) if rule.deletes else 0
         decisions.append(Decision(j.subject, rule, detail, j.age, freed))
     decisions.sort(key=lambda d: (order.get(d.key, len(order)), d.key))
+    busy_note = _busy_note(busy, critical, sum(1 for d in decisions if d.rule is RuleId.BUSY))
     return Plan(
         now,
         tuple(decisions),
@@ -296,4 +326,5 @@ def evaluate(
         ),
         pressure_note,
         shortfall,
+        busy_note,
     )

@@ -60,6 +60,9 @@ class Plan:
     """Set when the plan was made under disk pressure: usage, watermarks, projection."""
     shortfall: bool = False
     """Under pressure: even with every soft keep evicted, usage stays above `high`."""
+    busy: str | None = None
+    """Set when a build was running (`gcd.core.busy`): what showed it, and whether deletions
+    were deferred (`keep.busy`) or went ahead at the critical watermark."""
 
     @property
     def deletions(self) -> tuple[Decision, ...]:

@@ -63,6 +63,9 @@ class Container:
     network id yet, only the name)."""
     size_rw_bytes: int = 0
     """Its writable layer (`SizeRw` from `GET /system/df`): what removing it frees."""
+    build_step: bool = False
+    """Made by the classic builder for one Dockerfile step (`gcd.engine.builds`): a build
+    is running while it exists, and removing it would break that build."""
 
     @property
     def key(self) -> Key:

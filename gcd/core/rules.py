@@ -54,6 +54,9 @@ class RuleId(StrEnum):
     """A build-cache record the cache keeps under `build_cache.max_size`."""
     UNMANAGED = "keep.unmanaged"
     RUN_LIMIT = "keep.run_limit"
+    BUSY = "keep.busy"
+    """A deletion deferred while a build runs (`gcd.core.busy`): images and build cache, and
+    the classic builder's own step containers; not below the critical watermark."""
     UNKEPT = "delete.unkept"
     DANGLING = "delete.dangling"
     EXITED = "delete.exited"

@@ -63,6 +63,13 @@ class Safety:
     max_delete_fraction: float = 0.9
     kinds: Mapping[Kind, KindLimits] = field(default_factory=dict)
     """The overrides of the kind sections that set any; a kind not here obeys the above."""
+    quiet_for: timedelta = timedelta(minutes=10)
+    """A classic-build step container younger than this means a build is running: the busy
+    gate (`gcd.core.busy`) defers image and build-cache deletions."""
+    pace: Mapping[Kind, float] = field(default_factory=dict)
+    """Removals per second at most, per kind; a kind not here is not paced."""
+    max_cycle_duration: timedelta | None = None
+    """A cycle stops at an object boundary once it has run this long; None: no limit."""
 
     def limits(self, kind: Kind) -> Limits:
         own = self.kinds.get(kind, KindLimits())

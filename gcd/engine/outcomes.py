@@ -54,6 +54,9 @@ class Report:
     """Why the run ended before the end of the plan; None when it got through."""
     orphans: tuple[Orphan, ...] = ()
     """Images removed in the run under a container created from them meanwhile."""
+    time_up: str | None = None
+    """Why the run stopped early on its time budget (`safety.max_cycle_duration`, the next
+    scheduled cycle); the rest is `not_attempted` and left for the next cycle."""
 
     def count(self, status: OutcomeStatus) -> int:
         return sum(1 for o in self.outcomes if o.status is status)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import structlog
 from gcd.core.records import Image, Snapshot
 from gcd.core.references import InvalidReferenceError, Reference, parse_reference
 from gcd.engine.api import EngineApi
+from gcd.engine.builds import mark_build_steps
 from gcd.engine.identity import engine_scope
 from gcd.engine.kinds.build_cache import read_build_cache
 from gcd.engine.kinds.build_cache import unit_sizes as build_cache_sizes
@@ -144,6 +145,7 @@ def take_snapshot(
     *,
     details: DetailsCache | None = None,
     inspect_containers: bool = True,
+    quiet_for: timedelta = timedelta(0),
 ) -> Snapshot:
     """Read the engine once; record first sightings (and fetched layers, and volume uses) in
     `state`, which the caller saves. `details` caches containers' inspects (the process's
@@ -201,6 +203,8 @@ def take_snapshot(
         SHARED_DETAILS if details is None else details,
         inspect=inspect_containers,
     )
+    if quiet_for > timedelta(0):  # the busy gate's classic-build steps (gcd.engine.builds)
+        containers = mark_build_steps(engine, containers, raw_containers, now, quiet_for)
     for container in containers:
         unit_sizes.update(dict.fromkeys(container.units, container.size_rw_bytes))
     volumes = read_volumes(raw_volumes, containers, usage.volume_sizes, state, now)

@@ -70,6 +70,8 @@ class RemovalOutcome(StrEnum):
     TIMEOUT = "timeout"
     CAPPED = "capped"
     """Planned for deletion but deferred by safety.max_deletions_per_run."""
+    DEFERRED_BUSY = "deferred_busy"
+    """Planned for deletion but deferred while a build ran (keep.busy, gcd.core.busy)."""
     NOT_ATTEMPTED = "not_attempted"
 
 
@@ -157,7 +159,9 @@ class Metrics:
         )
         self.removals = counter(
             "gcd_removals",
-            "Planned removals by outcome; capped: deferred by safety.max_deletions_per_run.",
+            "Planned removals by outcome; capped: deferred by safety.max_deletions_per_run; "
+            "deferred_busy: deferred while a build ran (keep.busy); not_attempted: the run "
+            "ended first (stop, engine lost, its time budget).",
             "kind",
             "outcome",
         )
@@ -259,6 +263,12 @@ class Metrics:
         )
         for state in ("ok", "failed"):
             self.compose_files.labels(state)
+        self.engine_busy = gauge(
+            "gcd_engine_busy",
+            "1 if the last cycle found a build running (a BuildKit record in use, a classic "
+            "build's step container within safety.quiet_for) and deferred image and "
+            "build-cache deletions (or went ahead at the critical watermark); else 0.",
+        )
         self.build_info = gauge(
             "gcd_build_info", "gcd's version and Python's, always 1.", "version", "python"
         )
@@ -337,6 +347,10 @@ class Metrics:
             capped = Tally(d.key.kind for d in plan.decisions if d.rule is RuleId.RUN_LIMIT)
             for kind, count in capped.items():
                 self.removals.labels(kind.value, RemovalOutcome.CAPPED.value).inc(count)
+            waiting = Tally(d.key.kind for d in plan.decisions if d.rule is RuleId.BUSY)
+            for kind, count in waiting.items():
+                self.removals.labels(kind.value, RemovalOutcome.DEFERRED_BUSY.value).inc(count)
+            self.engine_busy.set(1 if plan.busy is not None else 0)
         self._record_kept(plan)
         gone = set(removed) | {
             o.key for o in report.outcomes if o.status is OutcomeStatus.ALREADY_GONE

@@ -37,6 +37,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.DANGLING,
         RuleId.COMPOSE,
         RuleId.HOLD,
+        RuleId.BUSY,
     },
     Kind.CONTAINER: _EVERY_KIND
     | {
@@ -51,6 +52,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.EXITED,
         RuleId.HOLD,
         RuleId.HOLD_EXPIRED,
+        RuleId.BUSY,
     },
     Kind.VOLUME: _EVERY_KIND
     | {
@@ -70,6 +72,7 @@ RULES_OF_KIND: dict[Kind, frozenset[RuleId]] = {
         RuleId.WITHIN_SIZE,
         RuleId.UNUSED,
         RuleId.OVER_SIZE,
+        RuleId.BUSY,
     },
     Kind.NETWORK: _EVERY_KIND
     | {RuleId.BUILTIN, RuleId.CREATED_IN_FUTURE, RuleId.UNUSED_WITHIN, RuleId.UNUSED},

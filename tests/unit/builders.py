@@ -292,3 +292,9 @@ def policy(
         build_cache=build_cache,
         networks=networks,
     )
+
+
+def no_busy_gate(of: Policy) -> Policy:
+    """`of` with `safety.quiet_for: 0s`: a build-cache record in use then only holds itself,
+    for tests about something else than the busy gate (`gcd.core.busy`)."""
+    return replace(of, safety=replace(of.safety, quiet_for=timedelta(0)))

@@ -183,6 +183,10 @@ class FakeContainer:
     networks: dict[str, str] = field(default_factory=dict)
     """Network name → id."""
     size_rw: int = 0
+    command: str = ""
+    """`Command` as listed (`/bin/sh -c #(nop) COPY ...` for a classic-build COPY step)."""
+    health_test: list[str] | None = None
+    """`Config.Healthcheck.Test` (`["NONE"]`: a classic-build RUN step); None: not sent."""
 
 
 @dataclass
@@ -587,6 +591,8 @@ class FakeEngine:
                 Mounts=self._mounts(container),
                 NetworkSettings={"Networks": networks},
             )
+            if container.command:
+                entry["Command"] = container.command
             if sizes:
                 entry["SizeRw"] = container.size_rw
             listed.append(entry)
@@ -668,7 +674,11 @@ class FakeEngine:
                 "FinishedAt": _go_time(found.finished_at),
             },
             "HostConfig": {"RestartPolicy": {"Name": found.restart_policy}},
-            "Config": {"Labels": dict(found.labels), "Image": found.image or found.image_id},
+            "Config": {
+                "Labels": dict(found.labels),
+                "Image": found.image or found.image_id,
+                **({"Healthcheck": {"Test": found.health_test}} if found.health_test else {}),
+            },
             "Mounts": self._mounts(found),
         }
 

@@ -35,6 +35,7 @@ from tests.unit.builders import (
     days,
     image,
     network,
+    no_busy_gate,
     policy,
     rule,
     snapshot,
@@ -187,7 +188,7 @@ class TestReleaseUnderPressure:
         child = cache_record("c", size=100, used=days(30), parents=("p",), in_use=True)
         other = cache_record("o", size=450, used=days(1))
         snap = snapshot(build_cache=(parent, child, other))
-        plan = evaluate(snap, soft_policy(), NOW, pressure(900))
+        plan = evaluate(snap, no_busy_gate(soft_policy()), NOW, pressure(900))
         rules = {d.key.id: d.rule for d in plan.decisions}
         assert rules == {"p": RuleId.IN_USE, "c": RuleId.IN_USE, "o": RuleId.PRESSURE}
         assert plan.freed_bytes == 450

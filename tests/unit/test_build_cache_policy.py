@@ -9,13 +9,15 @@ from gcd.core.kinds.build_cache import BuildCachePolicy
 from gcd.core.plan import Plan
 from gcd.core.records import BuildCacheRecord
 from gcd.core.rules import RuleId
-from tests.unit.builders import NOW, cache_record, days, policy, snapshot
+from tests.unit.builders import NOW, cache_record, days, no_busy_gate, policy, snapshot
 
 UNUSED_7D = BuildCachePolicy(unused_for=days(7))
 
 
 def plan_of(*records: BuildCacheRecord, section: BuildCachePolicy = UNUSED_7D) -> Plan:
-    return evaluate(snapshot(build_cache=records), policy(images=False, build_cache=section), NOW)
+    # Records in use here test the kind's own rules, not the busy gate (test_busy.py).
+    chosen = no_busy_gate(policy(images=False, build_cache=section))
+    return evaluate(snapshot(build_cache=records), chosen, NOW)
 
 
 def rules(plan: Plan) -> dict[str, RuleId]:
