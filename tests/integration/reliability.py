@@ -142,6 +142,13 @@ def short(image_id: str) -> str:
 
 
 def image_ids(api: docker.APIClient) -> set[str]:
+    """The engine's image ids. The containerd store answers a listing 404 ("content digest …
+    not found") while another client deletes an image: asked again, as gcd does."""
+    for _ in range(5):
+        try:
+            return {str(i["Id"]) for i in api.images(all=True)}
+        except docker.errors.NotFound:
+            time.sleep(0.2)
     return {str(i["Id"]) for i in api.images(all=True)}
 
 

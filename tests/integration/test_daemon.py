@@ -34,6 +34,11 @@ def exists(api: docker.APIClient, name: str) -> bool:
         api.inspect_image(name)
     except docker.errors.NotFound:
         return False
+    except docker.errors.APIError as exc:
+        # Podman answers 500 "image not known" for an image removed while it inspects it.
+        if "image not known" in str(exc.explanation):
+            return False
+        raise
     return True
 
 
