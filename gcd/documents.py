@@ -35,6 +35,7 @@ def _image_fields(decision: Decision) -> dict[str, Any]:
         "digests": [str(ref) for ref in image.digests],
         "seen_at": image.seen_at.isoformat(),
         "created": image.created.isoformat() if image.created else None,
+        "last_used": _when(image.last_used),
     }
 
 
@@ -56,7 +57,12 @@ def _kind_fields(decision: Decision) -> dict[str, Any]:
             "restart_policy": subject.restart_policy,
         }
     if isinstance(subject, Volume):
-        return {"name": subject.name, "anonymous": subject.anonymous, "driver": subject.driver}
+        return {
+            "name": subject.name,
+            "anonymous": subject.anonymous,
+            "driver": subject.driver,
+            "last_used": _when(subject.last_used),
+        }
     if isinstance(subject, BuildCacheRecord):
         return {
             "type": subject.type,
@@ -66,7 +72,12 @@ def _kind_fields(decision: Decision) -> dict[str, Any]:
             "last_used": _when(subject.last_used),
         }
     if isinstance(subject, Network):
-        return {"name": subject.name, "driver": subject.driver, "scope": subject.scope}
+        return {
+            "name": subject.name,
+            "driver": subject.driver,
+            "scope": subject.scope,
+            "last_used": _when(subject.last_used),
+        }
     raise TypeError(f"no document fields for {decision.key.kind.value} {type(subject).__name__}")
 
 
@@ -91,7 +102,7 @@ def decision_record(decision: Decision, version: int = LATEST_FORMAT) -> dict[st
             "digests": fields["digests"],
             **{k: common[k] for k in ("action", "rule", "detail", "age_seconds")},
             "seen_at": fields["seen_at"],
-            "created": fields["created"],
+            "created": fields["created"],  # not `last_used`: format 1 keeps exactly its fields
             "size_bytes": common["size_bytes"],
             "freed_bytes": common["freed_bytes"],
         }
@@ -144,6 +155,14 @@ def plan_summary(plan: Plan, version: int = LATEST_FORMAT) -> dict[str, Any]:
         "freed_bytes": plan.freed_bytes,
         "total_bytes": plan.total_bytes,
         "by_kind": by_kind,
+        "shared": [
+            {
+                "users": [key.id for key in group.users],
+                "units": group.units,
+                "freed_bytes": group.freed_bytes,
+            }
+            for group in plan.shared
+        ],
     }
 
 

@@ -33,6 +33,7 @@ from gcd.core.policy import Policy
 from gcd.core.records import Image, Snapshot
 from gcd.core.rules import RuleId
 from gcd.core.safety import beyond_cap, refusal
+from gcd.core.shared import shared_units
 from gcd.core.units import format_duration
 
 __all__ = ["CRITICAL_ORDER", "EVICTION_ORDER", "KINDS", "evaluate", "managed_kinds"]
@@ -327,4 +328,9 @@ def evaluate(
         pressure_note,
         shortfall,
         busy_note,
+        shared_units(
+            (d.subject for d in decisions if d.deletes),
+            (d.subject for d in decisions if not d.deletes),
+            snapshot.unit_sizes,
+        ),
     )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from gcd.core.kind import Key, Record
 from gcd.core.rules import RuleId
+from gcd.core.shared import SharedUnits
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,9 @@ class Plan:
     busy: str | None = None
     """Set when a build was running (`gcd.core.busy`): what showed it, and whether deletions
     were deferred (`keep.busy`) or went ahead at the critical watermark."""
+    shared: tuple[SharedUnits, ...] = ()
+    """Bytes the deletions free together but none alone (`gcd.core.shared`): with the
+    deletions' own `freed_bytes` they add up to `freed_bytes`."""
 
     @property
     def deletions(self) -> tuple[Decision, ...]:
