@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 from prometheus_client import CollectorRegistry
 
-from gcd import __version__, holds_cli
+from gcd import __version__, explain_cli, holds_cli
 from gcd.config.loader import load_policy, read_policy_file
 from gcd.config.sites import Unmatched, unmatched_patterns
 from gcd.config.stacks import ComposeWarning, compose_warnings
@@ -136,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         help="TLS and basic auth for the metrics endpoint (Prometheus exporter web-config format)",
     )
     holds_cli.add_parsers(command)
+    explain_cli.add_parser(command, DEFAULT_POLICY)
     check = command("check", "validate policy files")
     check.add_argument("files", type=Path, nargs="+")
     test = command(
@@ -359,6 +360,7 @@ COMMANDS = {
     "check": _check,
     "test-pattern": _test_pattern,
     **holds_cli.COMMANDS,
+    "explain": explain_cli.explain,
 }
 
 

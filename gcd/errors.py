@@ -4,6 +4,7 @@ GcdError
 ├── PolicyError            exit 2  the policy file is invalid (all problems at once)
 ├── InsecurePolicyError    exit 2  others could write the policy file or a directory above it
 ├── UsageError             exit 2  command-line misuse
+│   └── UnknownImageError         gcd explain: no such image on the engine
 ├── WebConfigError         exit 2  the metrics web-config file (TLS, basic auth) is invalid
 ├── EngineUnreachableError exit 3  the Docker engine cannot be reached
 │   └── EngineNoAnswerError       a request timed out or lost its connection (a strike)
@@ -73,6 +74,16 @@ class PatternError(ValueError):
 
 class UsageError(GcdError):
     exit_code = ExitCode.BAD_POLICY_OR_USAGE
+
+
+class UnknownImageError(UsageError):
+    """`gcd explain` was given an image the engine does not have."""
+
+    def __init__(self, given: str, images: int) -> None:
+        super().__init__(
+            f"no image {given!r} on the engine ({images} images): give a tag or digest "
+            "reference (app:1, alpine@sha256:…) or an id or id prefix as docker images shows it"
+        )
 
 
 class WebConfigError(GcdError):
