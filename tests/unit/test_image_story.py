@@ -51,7 +51,8 @@ def test_a_deleted_image_says_why_each_rule_failed_and_what_it_frees() -> None:
     story = tell(SNAPSHOT, POLICY, PLAN, OLD)
     assert story.decision.rule is RuleId.UNKEPT
     assert story.steps[3].detail == "no pattern matches app:1"
-    assert story.steps[-1].rule is RuleId.UNKEPT and story.steps[-1].decides
+    assert story.steps[-1].rule is RuleId.UNKEPT
+    assert story.steps[-1].decides
     assert story.alone_bytes == 100  # its own layer; the base is kept by app:2
     assert story.with_plan_bytes == 100
     text = "\n".join(story_lines(story))
@@ -61,7 +62,8 @@ def test_a_deleted_image_says_why_each_rule_failed_and_what_it_frees() -> None:
 
 def test_guards_young_and_used_images() -> None:
     young = tell(SNAPSHOT, POLICY, PLAN, YOUNG)
-    assert young.steps[2].holds and young.steps[2].decides
+    assert young.steps[2].holds
+    assert young.steps[2].decides
     assert "eligible in 45m" in young.steps[2].detail
     used = tell(SNAPSHOT, POLICY, PLAN, USED)
     assert used.steps[0].detail == "used by db (running)"
