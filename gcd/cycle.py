@@ -107,9 +107,16 @@ def plan_once(
         inspect_containers=policy.containers is not None,
         quiet_for=policy.safety.quiet_for,
     )
-    for container in snapshot.containers:
-        if container.state in USING_STATES:
-            state.mark_used(container.image_id, moment)
+    used_now = {c.image_id for c in snapshot.containers if c.state in USING_STATES}
+    for image_id in used_now:
+        state.mark_used(image_id, moment)
+    # The plan shows that use too (its LAST USE column, `last_used` in JSON), not the last one.
+    snapshot = replace(
+        snapshot,
+        images=tuple(
+            replace(i, last_used=moment) if i.id in used_now else i for i in snapshot.images
+        ),
+    )
     state.forget_missing({image.id for image in snapshot.images})
     state.save()
     return Planned(snapshot, evaluate(snapshot, policy, moment, pressure), compose)
