@@ -3,9 +3,15 @@ rule with its verdict, the deciding one marked; bytes alone and with the rest of
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
+
+from gcd import explain_cli
+from gcd.cli import main
 from gcd.core.evaluate import evaluate
 from gcd.core.image_story import find_image, tell
 from gcd.core.records import ContainerState
@@ -13,6 +19,7 @@ from gcd.core.rules import RuleId
 from gcd.explain_cli import story_document
 from gcd.render.story import story_lines
 from tests.unit.builders import NOW, container, days, hours, image, policy, rule, snapshot
+from tests.unit.fake_engine import FakeEngine, digest_of
 
 BASE = ("base-1", "base-2")
 OLD = replace(image("app:1", age=days(30), layers=(*BASE, "one")), last_used=NOW - days(20))
@@ -78,3 +85,43 @@ def test_the_json_document_has_every_step_and_the_bytes() -> None:
     assert document["decision"]["detail"] == "no keep rule holds"
     assert [s["rule"] for s in document["steps"]][-1] == "delete.unkept"
     assert document["bytes"] == {"alone": 100, "with_plan": 100, "plan_freed": 100}
+
+
+class TestCommand:
+    """`gcd explain` end to end on the fake engine (the real one: tests/integration)."""
+
+    def run(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str
+    ) -> tuple[int, str, str]:
+        engine = FakeEngine(data_root=tmp_path / "docker")
+        engine.add_image("one", "app:1", layers=[(digest_of("base"), 4000), (digest_of("1"), 10)])
+        engine.add_image("two", "app:2", layers=[(digest_of("base"), 4000), (digest_of("2"), 20)])
+        monkeypatch.setattr(explain_cli, "Engine", lambda host: engine)
+        policy = tmp_path / "policy.yaml"
+        policy.write_text("images:\n  keep:\n    - reference: ['app:2']\n")
+        out, err = io.StringIO(), io.StringIO()
+        monkeypatch.setattr("sys.stdout", out)
+        monkeypatch.setattr("sys.stderr", err)
+        argv = ["--state-dir", str(tmp_path / "state"), "explain", *args, "--policy", str(policy)]
+        return main(argv), out.getvalue(), err.getvalue()
+
+    def test_text_and_json(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        code, text, _ = self.run(tmp_path, monkeypatch, "app:1")
+        assert code == 0
+        assert "tags:       app:1" in text
+        assert "→ keep.min_age" in text  # first seen now: the guard decides
+        assert "no pattern matches app:1" in text
+        code, out, _ = self.run(tmp_path, monkeypatch, "app:2", "-o", "json")
+        document = json.loads(out)
+        assert code == 0
+        assert [s["rule"] for s in document["steps"] if s["holds"]] == [
+            "keep.min_age",
+            "keep.reference",
+        ]
+
+    def test_an_unknown_image_is_exit_2(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        code, out, err = self.run(tmp_path, monkeypatch, "app:3")
+        assert (code, out) == (2, "")
+        assert "gcd: no image 'app:3' on the engine (2 images)" in err
