@@ -143,15 +143,13 @@ def _rules(image: Image, section: ImagePolicy, snapshot: Snapshot, plan: Plan) -
     age = local_age(image, now)
     steps = []
     for rule in section.keep:
+        name = rule.describe()
         detail = _rule_holds(rule, image, age, newest, now)
-        steps.append(
-            Step(
-                rule.describe(),
-                rule.rule_id,
-                detail is not None,
-                detail if detail is not None else _why_not(rule, image, snapshot, plan),
-            )
-        )
+        if detail is None:
+            said = _why_not(rule, image, snapshot, plan)
+        else:  # the plan's detail names the rule first; the step's name says it already
+            said = detail.removeprefix(name).removeprefix(": ") or "holds"
+        steps.append(Step(name, rule.rule_id, detail is not None, said))
     if image.is_dangling:
         within = section.dangling.keep_within
         steps.append(
@@ -188,7 +186,7 @@ def tell(snapshot: Snapshot, policy: Policy, plan: Plan, image: Image) -> ImageS
         steps += _rules(image, policy.images, snapshot, plan)
         if not any(step.holds for step in steps):
             fallback = RuleId.DANGLING if image.is_dangling else RuleId.UNKEPT
-            steps.append(Step("images", fallback, True, "no keep rule holds: deleted"))
+            steps.append(Step("images", fallback, True, "no keep rule holds"))
     account = StorageAccount.of(snapshot)
     others = [d.subject for d in plan.decisions if d.deletes and d.key != image.key]
     with_it = account.freed_by([*others, image])

@@ -16,6 +16,7 @@ plan's total. Last, a summary per rule: count, the sum of their sizes, and what 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections import defaultdict
 from collections.abc import Sequence
@@ -94,12 +95,21 @@ def _newest_first(decision: Decision) -> tuple[float, float, str]:
 def grouped(plan: Plan) -> list[list[Decision]]:
     """The plan's decisions as the table shows them: images by repository (dangling ones
     last), then each other kind; each group newest first."""
-    groups: dict[tuple[int, int, str], list[Decision]] = defaultdict(list)
+    groups: dict[tuple[int, int, tuple[str | int, ...], str], list[Decision]] = defaultdict(list)
     kinds = list(Kind)
     for decision in plan.decisions:
         repository = repository_of(decision)
-        groups[(kinds.index(decision.key.kind), not repository, repository)].append(decision)
+        place = (kinds.index(decision.key.kind), not repository, _natural(repository), repository)
+        groups[place].append(decision)
     return [sorted(groups[key], key=_newest_first) for key in sorted(groups)]
+
+
+def _natural(text: str) -> tuple[str | int, ...]:
+    """`svc9` before `svc10`: digit runs compare as numbers (text and numbers alternate, text
+    first, so the parts always compare like with like)."""
+    return tuple(
+        int(part) if index % 2 else part for index, part in enumerate(re.split(r"(\d+)", text))
+    )
 
 
 @dataclass(frozen=True, slots=True)
