@@ -100,17 +100,31 @@ def fresh_debian(repo: Path, wheels: Path) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_in(
-    merged: Path, script: str, wheels: Path, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """`script` under /bin/sh in the root, `wheels` bound read-only at WHEELS, pip offline."""
-    return subprocess.run(
-        _offline(_nspawn(merged, "/bin/sh", "-c", script), wheels),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def install_each(
+    repo: Path, wheels: Path, scripts: dict[str, str], timeout: float = 600
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each script in a fresh root of its own, all at once (pip's work is CPU-bound and the
+    routes are independent: side by side they take the time of the slowest)."""
+    with contextlib.ExitStack() as stack:
+        roots = {name: stack.enter_context(fresh_debian(repo, wheels)) for name in scripts}
+        started = {
+            name: subprocess.Popen(
+                _offline(_nspawn(roots[name], "/bin/sh", "-c", script), wheels),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, script in scripts.items()
+        }
+        done = {}
+        for name, process in started.items():
+            try:
+                out, err = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+            done[name] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        return done
 
 
 def build_wheels(repo: Path) -> Path:
