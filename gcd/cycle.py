@@ -106,6 +106,7 @@ def plan_once(
         moment,
         inspect_containers=policy.containers is not None,
         quiet_for=policy.safety.quiet_for,
+        unknown_age=policy.safety.unknown_age,
     )
     for container in snapshot.containers:
         if container.state in USING_STATES:

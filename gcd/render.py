@@ -108,6 +108,8 @@ def write_plan_table(plan: Plan, out: IO[str]) -> None:
         console.print(f"REFUSED: {plan.refusal}", highlight=False)
     if plan.busy:
         console.print(f"BUSY: {plan.busy}", highlight=False)
+    if plan.unrecorded:
+        console.print(f"AGES: {plan.unrecorded.describe()}", highlight=False)
 
 
 def write_run_table(report: Report, freed_bytes: int, out: IO[str]) -> None:

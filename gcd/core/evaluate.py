@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from gcd.core.accounting import StorageAccount
+from gcd.core.ages import unrecorded
 from gcd.core.budget import Pressure, evict
 from gcd.core.busy import Busy
 from gcd.core.busy import busy as find_busy
@@ -327,4 +328,9 @@ def evaluate(
         pressure_note,
         shortfall,
         busy_note,
+        unrecorded(
+            ((image.age_from, image.seen_at) for image in snapshot.images),
+            policy.safety.unknown_age,
+            policy.safety.min_age,
+        ),
     )

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from gcd.core.ages import not_yet
 from gcd.core.kind import Kind
 from gcd.core.plan import Judgement
 from gcd.core.records import BuildCacheRecord, Snapshot
@@ -54,7 +55,8 @@ def _guard(record: BuildCacheRecord, safety: Safety, now: datetime) -> tuple[Rul
         return RuleId.CREATED_IN_FUTURE, f"CreatedAt {record.created.isoformat()} is in the future"
     idle = max(now - record.idle_since, timedelta(0))
     if idle < safety.min_age:
-        return RuleId.MIN_AGE, f"last used {format_duration(idle)} ago < safety.min_age"
+        shown = f"last used {format_duration(idle)} ago"
+        return RuleId.MIN_AGE, not_yet(shown, idle, safety.min_age, "safety.min_age")
     return None
 
 
