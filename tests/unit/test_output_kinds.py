@@ -73,12 +73,12 @@ class TestFormat2:
             "scope": "local",
         }
         assert set(decisions[OLD.id]["image"]) == {
-        "references",
-        "digests",
-        "seen_at",
-        "created",
-        "age_from",
-    }
+            "references",
+            "digests",
+            "seen_at",
+            "created",
+            "age_from",
+        }
         # Only its own kind's fields: no decision carries another kind's object.
         kinds = {"image", "container", "volume", "build_cache", "network"}
         for decision in decisions.values():
