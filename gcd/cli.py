@@ -43,7 +43,7 @@ from gcd.metrics.observer import MetricsObserver
 from gcd.metrics.server import DEFAULT_ADDRESS as DEFAULT_METRICS_ADDRESS
 from gcd.metrics.server import MetricsServer
 from gcd.metrics.textfile import DEFAULT_NAME as DEFAULT_TEXTFILE_NAME
-from gcd.metrics.textfile import restore_counters, write_textfile
+from gcd.metrics.textfile import check_textfile_dir, restore_counters, write_textfile
 from gcd.render import write_plan_table, write_run_table
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
@@ -201,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
     """Timer mode: the run's metrics go to DIR/gcd.prom, counters continuing the last file."""
+    check_textfile_dir(args.textfile)  # before any deletion: a wrong DIR costs nothing
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     restore_counters(metrics, args.textfile / DEFAULT_TEXTFILE_NAME)
