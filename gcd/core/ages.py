@@ -62,6 +62,14 @@ def not_yet(what: str, age: timedelta, limit: timedelta, key: str) -> str:
     return f"{what} < {key} {spell_duration(limit)}: eligible in {format_duration(left)}"
 
 
+def last_use(last_used: datetime | None, now: datetime, since: str = "local age") -> str:
+    """`last used 5m ago`, or, for an object nothing was seen using, `never used` with the
+    time its window counts from (`never used, local age 2d`; `since` names that start)."""
+    if last_used is None:
+        return f"never used, {since}"
+    return f"last used {format_duration(max(now - last_used, timedelta(0)))} ago"
+
+
 @dataclass(frozen=True, slots=True)
 class Unrecorded:
     """The images of a snapshot whose local age started without an arrival record, seen for

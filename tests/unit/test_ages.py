@@ -16,16 +16,19 @@ import pytest
 
 from gcd.config.loader import load_policy
 from gcd.core.ages import AgeStart, UnknownAge, not_yet, unknown_start, unrecorded
+from gcd.core.budget import Pressure
 from gcd.core.evaluate import evaluate
+from gcd.core.kinds.build_cache import BuildCachePolicy
 from gcd.core.kinds.images import KeepRule
 from gcd.core.records import Image
+from gcd.core.rules import RuleId
 from gcd.documents import plan_document
 from gcd.engine.layers import LayerStore
 from gcd.engine.snapshot import take_snapshot
 from gcd.errors import PolicyError
 from gcd.host.state import State
 from gcd.render import write_plan_table
-from tests.unit.builders import NOW, days, hours, image, policy, rule, snapshot
+from tests.unit.builders import NOW, cache_record, days, hours, image, policy, rule, snapshot
 from tests.unit.fake_engine import FakeEngine
 
 MINUTE = timedelta(minutes=1)
@@ -221,3 +224,42 @@ class TestArrivalInTheSnapshot:
         state.save()
         later = take_snapshot(engine, State.load(tmp_path / "s"), NOW, LayerStore(use_disk=False))
         assert evaluate(later, policy(), NOW).unrecorded is None
+
+
+class TestNeverUsed:
+    """An object nothing was seen using says so, never `last used <its local age> ago`."""
+
+    def test_a_build_cache_record_never_used(self) -> None:
+        section = BuildCachePolicy(unused_for=days(7))
+        fresh = cache_record("r", age=5 * MINUTE)
+        idle = cache_record("s", age=days(2))
+        used = cache_record("t", age=days(3), used=days(1))
+        plan = evaluate(
+            snapshot(build_cache=(fresh, idle, used)),
+            policy(images=False, build_cache=section),
+            NOW,
+        )
+        by_id = {d.key.id: d.detail for d in plan.decisions}
+        assert by_id["r"] == ("never used, created 5m ago < safety.min_age 1h: eligible in 55m")
+        assert by_id["s"] == "never used, created 2d ago; unused_for 1w"
+        assert by_id["t"] == "last used 1d ago; unused_for 1w"
+
+    def test_an_image_evicted_under_pressure_that_was_never_used(self) -> None:
+        young = image("app:1", age=days(20))
+        plan = evaluate(
+            snapshot(young),
+            policy(rule(younger_than=days(60))),
+            NOW,
+            Pressure(900, 1000, 0, 0, 0.5, 0.4),
+        )
+        (decision,) = plan.decisions
+        assert decision.rule is RuleId.PRESSURE
+        assert "; never used, local age 2w; yields keep.younger_than" in decision.detail
+        used = replace(young, last_used=NOW - days(3))
+        (again,) = evaluate(
+            snapshot(used),
+            policy(rule(younger_than=days(60))),
+            NOW,
+            Pressure(900, 1000, 0, 0, 0.5, 0.4),
+        ).decisions
+        assert "; last used 3d ago; yields keep.younger_than" in again.detail

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gcd.core.ages import last_use as last_use_text
 from gcd.core.ages import not_yet
 from gcd.core.compose import UNRESOLVED, ComposeImages
 from gcd.core.holders import holders
@@ -195,9 +196,9 @@ def _names(references: tuple[Reference, ...], limit: int = 2) -> str:
 def _used(image: Image, now: datetime) -> str:
     """`last used 5m ago`, or `never used, local age 5m` (a window then counts from the
     start of local age)."""
-    if image.last_used is None:
-        return f"never used, local age {format_duration(local_age(image, now))}"
-    return f"last used {format_duration(max(now - image.last_used, timedelta(0)))} ago"
+    return last_use_text(
+        image.last_used, now, f"local age {format_duration(local_age(image, now))}"
+    )
 
 
 def _why_not(
