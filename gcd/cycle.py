@@ -113,7 +113,17 @@ def plan_once(
             state.mark_used(container.image_id, moment)
     state.forget_missing({image.id for image in snapshot.images})
     state.save()
-    return Planned(snapshot, evaluate(snapshot, policy, moment, pressure), compose)
+    plan = evaluate(snapshot, policy, moment, pressure)
+    found = plan.unrecorded
+    if found is not None:  # once per image: the next plan reads them as recorded
+        log.info(
+            "ages_unrecorded",
+            images=found.count,
+            start=found.start.value,
+            eligible_from=found.eligible_from.isoformat() if found.eligible_from else None,
+            detail=found.describe(),
+        )
+    return Planned(snapshot, plan, compose)
 
 
 def freed_by(snapshot: Snapshot, report: Report) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from gcd.config.loader import load_policy
 from gcd.core.ages import AgeStart, UnknownAge, not_yet, unknown_start, unrecorded
@@ -22,6 +23,7 @@ from gcd.core.kinds.build_cache import BuildCachePolicy
 from gcd.core.kinds.images import KeepRule
 from gcd.core.records import Image
 from gcd.core.rules import RuleId
+from gcd.cycle import plan_once
 from gcd.documents import plan_document
 from gcd.engine.layers import LayerStore
 from gcd.engine.snapshot import take_snapshot
@@ -263,3 +265,16 @@ class TestNeverUsed:
             Pressure(900, 1000, 0, 0, 0.5, 0.4),
         ).decisions
         assert "; last used 3d ago; yields keep.younger_than" in again.detail
+
+
+def test_a_cycle_logs_the_images_without_a_record_once(tmp_path: Path) -> None:
+    engine = FakeEngine()  # no data root to read: loaded images have no record
+    engine.add_image("a", "x/a:1")
+    with capture_logs() as first:
+        plan_once(engine, policy(), tmp_path / "s", NOW)  # type: ignore[arg-type]
+    (event,) = (e for e in first if e["event"] == "ages_unrecorded")
+    assert (event["images"], event["start"]) == (1, "first_seen")
+    assert event["eligible_from"] == (NOW + hours(1)).isoformat()
+    with capture_logs() as second:
+        plan_once(engine, policy(), tmp_path / "s", NOW)  # type: ignore[arg-type]
+    assert not [e for e in second if e["event"] == "ages_unrecorded"]
