@@ -82,16 +82,16 @@ class Unrecorded:
     by its own `Created`)."""
 
     def describe(self) -> str:
+        have = "1 image has" if self.count == 1 else f"{self.count} images have"
         if self.start is UnknownAge.CREATED:
             return (
-                f"{self.count} images have no arrival record: their local age starts at their "
-                "Created (safety.unknown_age: created)"
+                f"{have} no arrival record: local age starts at Created where it is in the "
+                "past, else now (safety.unknown_age: created)"
             )
         when = self.eligible_from.isoformat(timespec="seconds") if self.eligible_from else "-"
         return (
-            f"{self.count} images have no arrival record: their local age starts now (first "
-            f"seen); they become eligible from {when} (safety.min_age), or set "
-            "safety.unknown_age: created"
+            f"{have} no arrival record: local age starts now (first seen), eligible from "
+            f"{when} (safety.min_age); safety.unknown_age: created starts it at Created instead"
         )
 
 

@@ -134,11 +134,15 @@ class TestUnknownAge:
         assert found is not None
         assert (found.count, found.eligible_from) == (2, NOW + hours(1))
         assert found.describe() == (
-            "2 images have no arrival record: their local age starts now (first seen); they "
-            "become eligible from 2026-06-01T13:00:00+00:00 (safety.min_age), or set "
-            "safety.unknown_age: created"
+            "2 images have no arrival record: local age starts now (first seen), eligible from "
+            "2026-06-01T13:00:00+00:00 (safety.min_age); safety.unknown_age: created starts it "
+            "at Created instead"
         )
         assert unrecorded(starts[1:3], UnknownAge.FIRST_SEEN, hours(1)) is None
+        by_created = unrecorded([(AgeStart.CREATED, NOW - days(9))], UnknownAge.CREATED, hours(1))
+        assert by_created is not None
+        assert by_created.eligible_from is None
+        assert by_created.describe().startswith("1 image has no arrival record: local age starts")
 
 
 def _fake(tmp_path: Path) -> FakeEngine:
@@ -217,7 +221,7 @@ class TestArrivalInTheSnapshot:
         assert plan.unrecorded.count == 1
         out = io.StringIO()
         write_plan_table(plan, out)
-        assert "AGES: 1 images have no arrival record" in out.getvalue()
+        assert "AGES: 1 image has no arrival record: local age starts now" in out.getvalue()
         document = json.loads(json.dumps(plan_document(plan)))
         assert document["unrecorded_ages"]["images"] == 1
         assert document["unrecorded_ages"]["eligible_from"] == (NOW + hours(1)).isoformat()
