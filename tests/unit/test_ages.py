@@ -57,6 +57,13 @@ class TestWording:
         text = detail((both,), rule(references=("**:v*",)))
         assert text == "images.keep[0] reference **:v*: localhost:5000/reports:v3"
 
+    def test_a_reference_and_newest_keep_names_the_tag_too(self) -> None:
+        both = image("localhost:5000/reports:latest", "localhost:5000/reports:v3")
+        assert detail((both,), rule(references=("**:v*",), newest=2)) == (
+            "images.keep[0] reference **:v* newest 2: #1 newest in its repository "
+            "(localhost:5000/reports:v3)"
+        )
+
     def test_unkept_says_which_rules_were_tried_and_why_each_did_not_hold(self) -> None:
         old = image("app:1", age=days(30), labels={"team": "a"})
         text = detail(

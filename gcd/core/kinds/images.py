@@ -171,7 +171,8 @@ def _rule_holds(
         rank = newest[rule.index].get(image.id)
         if rank is None:
             return None
-        return f"{rule.describe()}: #{rank} newest in its repository"
+        named = f" ({_names(rule.matched(image))})" if rule.references else ""
+        return f"{rule.describe()}: #{rank} newest in its repository{named}"
     if rule.younger_than is not None:
         if age >= rule.younger_than:
             return None
