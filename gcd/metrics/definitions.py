@@ -125,9 +125,13 @@ class Metrics:
         )
         self.filesystem_used_ratio = gauge(
             "gcd_filesystem_used_ratio",
-            "Used fraction of the filesystem holding the engine's data (statvfs).",
+            "Used fraction of the filesystem holding the engine's data (statvfs), with its "
+            "mountpoint and device as node_filesystem_* name them.",
             "resource",
+            "mountpoint",
+            "device",
         )
+        self._mount = ("", "")
         self.disk_watermark = gauge(
             "gcd_disk_watermark_ratio",
             "The policy's disk watermarks: above high collect now, evict to below low.",
@@ -392,14 +396,20 @@ class Metrics:
         low: float | None,
         pressure: bool,
     ) -> None:
-        self.filesystem_used_ratio.labels("bytes").set(used_ratio_bytes)
-        self.filesystem_used_ratio.labels("inodes").set(used_ratio_inodes)
+        self.filesystem_used_ratio.labels("bytes", *self._mount).set(used_ratio_bytes)
+        self.filesystem_used_ratio.labels("inodes", *self._mount).set(used_ratio_inodes)
         for name, value in (("high", high), ("low", low)):
             if value is None:
                 self.disk_watermark.remove(name)
             else:
                 self.disk_watermark.labels(name).set(value)
         self.disk_pressure.set(1 if pressure else 0)
+
+    def record_mount(self, mountpoint: str, device: str) -> None:
+        """The mount of the measured filesystem: labels of gcd_filesystem_used_ratio."""
+        if (mountpoint, device) != self._mount:
+            self.filesystem_used_ratio.clear()
+            self._mount = (mountpoint, device)
 
     def record_docker_usage(self, usage: Mapping[Kind, int]) -> None:
         for kind, size in usage.items():
