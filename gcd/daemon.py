@@ -231,8 +231,9 @@ class Daemon:
                 )
             after = self.disk.usage()
         except GcdError as exc:
-            if isinstance(exc, EngineUnreachableError):
-                self.observer.engine_up(False)
+            # The client reports some HTTP errors (a 500 to its version negotiation) as
+            # unreachable: the probe, which counts any answer, decides.
+            if isinstance(exc, EngineUnreachableError) and not self.probe_engine():
                 self.engine_lost.set()
             # An EngineError (a 500, an answer gcd cannot use) came from an engine that
             # answered: gcd_engine_up stays as the probe measured it.

@@ -33,10 +33,13 @@ from gcd.metrics.definitions import Metrics
 from gcd.metrics.observer import MetricsObserver
 from gcd.metrics.registry import run_registry
 from gcd.metrics.textfile import DEFAULT_NAME, restore_counters, write_textfile
+from gcd.probe import engine_reachable
 
 log = structlog.get_logger("gcd.timer")
 
 __all__ = ["TextfileRun", "run_with_textfile"]
+
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,9 @@ def run_with_textfile(
             trigger="once",
             duration_seconds=time.monotonic() - started,
             now=datetime.now(UTC),
-            engine_unreachable=isinstance(exc, EngineUnreachableError),
+            # as the daemon does: the client calls a 500 to its version query unreachable
+            engine_unreachable=isinstance(exc, EngineUnreachableError)
+            and engine_reachable(engine.host, PROBE_TIMEOUT_SECONDS) is False,
         )
         write_textfile(registry, run.directory)
         raise
