@@ -43,12 +43,6 @@ schedule:
 """
 
 
-@pytest.fixture(scope="session")
-def gcd_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    nspawn.venv_layer(REPO)  # the cached layers, built here on first use
-    return nspawn.build_gcd_wheel(REPO, tmp_path_factory.mktemp("wheel"))
-
-
 @pytest.fixture(scope="module")
 def engine() -> Iterator[HostEngine]:
     with host_engine.private_engine() as started:
