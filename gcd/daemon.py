@@ -37,7 +37,6 @@ from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.engine.usage import UsageTracker
 from gcd.errors import (
-    EngineError,
     EngineUnreachableError,
     ExitCode,
     GcdError,
@@ -54,7 +53,7 @@ from gcd.jobs import (
     scheduler_alive,
 )
 from gcd.observer import CycleObserver
-from gcd.probe import engine_reachable
+from gcd.probe import engine_answers
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
 from gcd.startgate import StartGate
 from gcd.uses import UseBuffer
@@ -153,15 +152,7 @@ class Daemon:
 
     def probe_engine(self) -> bool:
         """gcd_engine_up from `GET /_ping`: 1 on any HTTP answer, 0 without one (gcd.probe)."""
-        up = engine_reachable(self.engine.host, self.settings.probe_timeout_seconds)
-        if up is None:  # a host the probe does not speak: the client's ping decides
-            try:
-                self.engine.ping()
-                up = True
-            except EngineUnreachableError:
-                up = False
-            except EngineError:
-                up = True
+        up = engine_answers(self.engine, self.settings.probe_timeout_seconds)
         self.observer.engine_up(up)
         return up
 
