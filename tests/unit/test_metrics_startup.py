@@ -4,12 +4,15 @@ measures the disk, and the filesystem series carry node_exporter's mount labels.
 
 from __future__ import annotations
 
+import socket
 import threading
+import urllib.request
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
+import pytest
 from prometheus_client import Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,7 +20,8 @@ from gcd.core.policy import DiskWatermarks, Schedule
 from gcd.engine.client import Engine
 from gcd.host.mounts import Mount, mount_of, parse_mountinfo
 from gcd.jobs import build_triggers
-from gcd.metrics.registry import daemon_registry
+from gcd.metrics.registry import daemon_registry, run_registry
+from gcd.metrics.server import MetricsServer
 from gcd.startgate import StartGate
 from gcd.timer import TextfileRun, run_with_textfile
 from tests.unit.daemon_support import HttpEngine, Rig, policy
@@ -136,3 +140,15 @@ def test_a_timer_run_measures_the_disk_and_writes_its_zeros_first(tmp_path: Path
     seen.clear()
     run_with_textfile(run, cast(Engine, engine), watched, sleep=before_the_run)
     assert seen == []  # a file is there: later runs do not wait
+
+
+def test_an_address_without_host_serves_ipv6_and_ipv4() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with MetricsServer(run_registry(), ":0") as server:
+        for host in ("127.0.0.1", "::1"):
+            with urllib.request.urlopen(
+                f"http://{'[::1]' if ':' in host else host}:{server.port}/metrics", timeout=10
+            ) as answer:
+                assert answer.status == 200
+        assert server.scraped.is_set()
