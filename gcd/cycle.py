@@ -106,6 +106,7 @@ def plan_once(
         moment,
         inspect_containers=policy.containers is not None,
         quiet_for=policy.safety.quiet_for,
+        unknown_age=policy.safety.unknown_age,
     )
     used_now = {c.image_id for c in snapshot.containers if c.state in USING_STATES}
     for image_id in used_now:
@@ -119,7 +120,17 @@ def plan_once(
     )
     state.forget_missing({image.id for image in snapshot.images})
     state.save()
-    return Planned(snapshot, evaluate(snapshot, policy, moment, pressure), compose)
+    plan = evaluate(snapshot, policy, moment, pressure)
+    found = plan.unrecorded
+    if found is not None:  # once per image: the next plan reads them as recorded
+        log.info(
+            "ages_unrecorded",
+            images=found.count,
+            start=found.start.value,
+            eligible_from=found.eligible_from.isoformat() if found.eligible_from else None,
+            detail=found.describe(),
+        )
+    return Planned(snapshot, plan, compose)
 
 
 def freed_by(snapshot: Snapshot, report: Report) -> int:

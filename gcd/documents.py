@@ -36,6 +36,20 @@ def _image_fields(decision: Decision) -> dict[str, Any]:
         "seen_at": image.seen_at.isoformat(),
         "created": image.created.isoformat() if image.created else None,
         "last_used": _when(image.last_used),
+        "age_from": image.age_from.value,
+    }
+
+
+def _unrecorded(plan: Plan) -> dict[str, Any] | None:
+    """Images first seen without an arrival record (`gcd.core.ages`), or None."""
+    found = plan.unrecorded
+    if found is None:
+        return None
+    return {
+        "images": found.count,
+        "start": found.start.value,
+        "eligible_from": _when(found.eligible_from),
+        "message": found.describe(),
     }
 
 
@@ -179,6 +193,7 @@ def plan_document(
     head |= {"created_at": plan.created_at.isoformat(), "refusal": plan.refusal}
     if version >= 2:
         head |= {"pressure": plan.pressure, "shortfall": plan.shortfall, "busy": plan.busy}
+        head["unrecorded_ages"] = _unrecorded(plan)
     document = {
         **head,
         "summary": plan_summary(plan, version),

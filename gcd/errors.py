@@ -6,6 +6,8 @@ GcdError
 ├── UsageError             exit 2  command-line misuse
 │   └── UnknownImageError         gcd explain: no such image on the engine
 ├── WebConfigError         exit 2  the metrics web-config file (TLS, basic auth) is invalid
+├── OutputError            exit 2  an output target (`--textfile DIR`) cannot be written: checked
+│                                  before the first deletion, so nothing was deleted
 ├── EngineUnreachableError exit 3  the Docker engine cannot be reached
 │   └── EngineNoAnswerError       a request timed out or lost its connection (a strike)
 │       └── EngineDownError       strikes in a row: gcd gave up on the engine for this run
@@ -88,6 +90,12 @@ class UnknownImageError(UsageError):
 
 class WebConfigError(GcdError):
     """The web-config file for the metrics endpoint (TLS, basic auth) is invalid."""
+
+    exit_code = ExitCode.BAD_POLICY_OR_USAGE
+
+
+class OutputError(GcdError):
+    """Where the run's results go cannot be written; found before anything was deleted."""
 
     exit_code = ExitCode.BAD_POLICY_OR_USAGE
 

@@ -272,4 +272,6 @@ def write_plan_table(plan: Plan, out: IO[str], width: int | None = None) -> None
         lines.append(f"REFUSED: {plan.refusal}")
     if plan.busy:
         lines.append(f"BUSY: {plan.busy}")
+    if plan.unrecorded:
+        lines.append(f"AGES: {plan.unrecorded.describe()}")
     out.writelines(line + "\n" for line in lines)

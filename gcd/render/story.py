@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import IO
 
+from gcd.core.ages import AgeStart
 from gcd.core.image_story import ImageStory
 from gcd.core.units import format_bytes, format_duration
+
+AGE_FROM = {
+    AgeStart.ARRIVAL: "arrival, the engine's own record of when the image was written here",
+    AgeStart.TAGGED: "tagged, the engine's LastTagTime (a build or docker tag)",
+    AgeStart.FIRST_SEEN: "first_seen, no record: when gcd first saw it (safety.unknown_age)",
+    AgeStart.CREATED: "created, no record: its Created (safety.unknown_age: created)",
+    AgeStart.RECORDED: "recorded, gcd's state: started on an earlier run",
+}
 
 
 def _last_use(story: ImageStory) -> str:
@@ -25,8 +34,8 @@ def story_lines(story: ImageStory) -> list[str]:
         "  digests:    " + (", ".join(str(r) for r in image.digests) or "none"),
         "  containers: "
         + (", ".join(f"{c.name} ({c.state.value})" for c in story.users) or "none"),
-        f"  local age:  {format_duration(decision.age)} (since {image.seen_at.isoformat()}: "
-        "gcd's first sighting, or the engine's own record of its arrival)",
+        f"  local age:  {format_duration(decision.age)} (since {image.seen_at.isoformat()}; "
+        f"started from: {AGE_FROM[image.age_from]})",
         "  created:    " + (image.created.isoformat() if image.created else "unknown"),
         f"  last use:   {_last_use(story)}",
         f"  size:       {format_bytes(image.size_bytes)}",

@@ -80,6 +80,7 @@ class TestFormat2:
             "seen_at",
             "created",
             "last_used",
+            "age_from",
         }
         # Only its own kind's fields: no decision carries another kind's object.
         kinds = {"image", "container", "volume", "build_cache", "network"}

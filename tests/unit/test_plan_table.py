@@ -108,3 +108,14 @@ def test_a_large_plan_renders_every_row() -> None:
     assert len(rows(render(plan))) == len(plan.decisions) + min(len(plan.shared), 12) + (
         len(plan.shared) > 12
     )
+
+
+def test_images_without_an_arrival_record_are_counted_under_the_table() -> None:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from gcd.core.ages import AgeStart  # noqa: PLC0415
+
+    new = replace(image("app:1", age=days(0)), age_from=AgeStart.FIRST_SEEN)
+    plan = evaluate(snapshot(new), policy(), NOW)
+    assert plan.unrecorded is not None
+    assert render(plan)[-1] == f"AGES: {plan.unrecorded.describe()}"
