@@ -3,8 +3,9 @@
 rich measures every cell of every row several times (11 s for a 5,000-image plan); this
 lays out in one pass. Columns are as wide as their widest cell; when a width is given (a
 terminal's) and the lines do not fit, the shrinkable columns give way, last one first, cut
-with `…`. Groups of rows are separated by a blank line; a styled row (on a terminal) is
-wrapped in its ANSI colour.
+with `…`: first those with a soft floor down to it, then each down to its hard floor.
+Groups of rows are separated by a blank line; a styled row (on a terminal) is wrapped in its
+ANSI colour.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Column:
     right: bool = False
     shrink_to: int | None = None
     """None: never shortened; else the narrowest it may become on a narrow terminal."""
+    gives_first_to: int | None = None
+    """Shortened to this first, before any column is shortened to its `shrink_to`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +62,17 @@ class Grid:
         if width is None:
             return natural
         over = sum(natural) + len(GAP) * (len(natural) - 1) - width
-        for index in reversed(range(len(self.columns))):
-            floor = self.columns[index].shrink_to
-            if over <= 0:
-                break
-            if floor is None or natural[index] <= floor:
-                continue
-            given = min(over, natural[index] - floor)
-            natural[index] -= given
-            over -= given
+        floors = ([c.gives_first_to for c in self.columns], [c.shrink_to for c in self.columns])
+        for floor_of in floors:
+            for index in reversed(range(len(self.columns))):
+                floor = floor_of[index]
+                if over <= 0:
+                    return natural
+                if floor is None or natural[index] <= floor:
+                    continue
+                given = min(over, natural[index] - floor)
+                natural[index] -= given
+                over -= given
         return natural
 
     def lines(self, width: int | None = None, *, styled: bool = False) -> list[str]:
@@ -84,7 +89,7 @@ class Grid:
             return f"{_STYLES[style]}{text}{_RESET}" if styled and style else text
 
         head = line([c.header for c in self.columns])
-        out = [paint(head, "bold"), RULE * len(head)]
+        out = [paint(head, "bold"), RULE * (sum(widths) + len(GAP) * (len(widths) - 1))]
         for number, rows in enumerate(g for g in self.groups if g):
             if number:
                 out.append("")

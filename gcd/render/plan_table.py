@@ -155,6 +155,7 @@ COLUMN_LAYOUT = tuple(
         name,
         right=name in _RIGHT,
         shrink_to={"NAME": 24, "DETAIL": 20}.get(name),
+        gives_first_to=48 if name == "NAME" else None,  # a long list of tags goes first
     )
     for name in COLUMNS
 )
@@ -262,10 +263,12 @@ def _styled(out: IO[str]) -> bool:
 
 def write_plan_table(plan: Plan, out: IO[str], width: int | None = None) -> None:
     """On a terminal: fitted to its width, deleted rows red. On a pipe: plain, as wide as the
-    rows need. `width`: fitted to that width, plain (tests)."""
+    rows need (fitted to `COLUMNS` when that is set). `width`: fitted to that, plain (tests)."""
     styled = width is None and _styled(out)
     if width is None and out.isatty():
         width = shutil.get_terminal_size().columns
+    elif width is None and os.environ.get("COLUMNS", "").isdigit():
+        width = int(os.environ["COLUMNS"])  # asked for on a pipe: fitted, as on a terminal
     lines = plan_grid(plan).lines(width, styled=styled)
     lines += ["", *rule_grid(plan).lines(styled=styled), totals_line(plan)]
     if plan.refusal:

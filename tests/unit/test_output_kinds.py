@@ -9,6 +9,8 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from gcd.documents import plan_document, run_document, write_json
 from gcd.render import write_plan_table, write_run_table
 from tests.unit.kinds_plan import (
@@ -158,6 +160,10 @@ def cells(line: str) -> list[str]:
 
 
 class TestTables:
+    @pytest.fixture(autouse=True)
+    def no_columns(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+
     def test_the_plan_table_names_each_kind_and_object(self) -> None:
         lines = table(write_plan_table, PLAN)
         assert re.split(r"\s{2,}", lines[0])[:3] == ["KIND", "NAME", "ID"]

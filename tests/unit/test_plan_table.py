@@ -7,12 +7,20 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from gcd.core.evaluate import evaluate
 from gcd.documents import plan_document
 from gcd.render import write_plan_table
 from gcd.render.plan_table import grouped, repository_of
 from tests.unit.builders import NOW, days, image, policy, snapshot
 from tests.unit.sample_plans import sample_plan
+
+
+@pytest.fixture(autouse=True)
+def no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipe, as a script or the journal has it: no COLUMNS."""
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 def render(plan: object, width: int | None = None) -> list[str]:
@@ -119,3 +127,9 @@ def test_images_without_an_arrival_record_are_counted_under_the_table() -> None:
     plan = evaluate(snapshot(new), policy(), NOW)
     assert plan.unrecorded is not None
     assert render(plan)[-1] == f"AGES: {plan.unrecorded.describe()}"
+
+
+def test_columns_fits_a_pipe_as_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = sample_plan(30)
+    monkeypatch.setenv("COLUMNS", "150")
+    assert render(plan) == render(plan, 150)
