@@ -19,6 +19,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from gcd import daemon as daemon_module
 from gcd.config.trusted import load_trusted_policy
 from gcd.daemon import Daemon, DaemonSettings
 from gcd.engine.client import Engine
@@ -42,7 +43,15 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument(
+        "--keep-garbage",
+        action="store_true",
+        help="skip the daemon's release of memory after each cycle (gcd.host.memory): the "
+        "before of that change, in the same run",
+    )
     args = parser.parse_args()
+    if args.keep_garbage:
+        setattr(daemon_module, "release_memory", lambda: None)  # noqa: B010
     configure_logging("json", "error")
     if args.tracemalloc:
         tracemalloc.start(8)

@@ -65,9 +65,20 @@ schedule:
 """
 
 
+ENGINE_TIMEOUTS = "GCD_ENGINE_TIMEOUTS"
+TIMEOUTS: dict[str, str] = {}
+"""gcd's engine timeouts for the processes the bench starts (run_size's `timeouts`): the real
+defaults unless a caller (the smoke test) shortens them."""
+
+
 def env() -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    """The bench's processes: no other engine's address, no inherited timeouts."""
+    dropped = ("GCD_ENGINE_TIMEOUTS", "PYTHONDONTWRITEBYTECODE")
+    values = {
+        k: v for k, v in os.environ.items() if not k.startswith("DOCKER_") and k not in dropped
+    }
     values["PYTHONPATH"] = str(ROOT)
+    values.update(TIMEOUTS)
     return values
 
 
@@ -240,8 +251,8 @@ class Bench:
             counts, connections = proxy.take()
         self.say(f"  first sight: {sum(counts.values())} requests on {connections} connections")
 
-    def memory(self, cycles: int) -> None:
-        self.daemon_at_rest()
+    def memory(self, cycles: int, rest_cycles: int = 5) -> None:
+        self.daemon_at_rest(rest_cycles)
         command = [
             sys.executable, "-m", "bench.cycles", "--host", self.engine.host,
             "--policy", str(self.policy), "--state-dir", str(self.state),
@@ -258,8 +269,8 @@ class Bench:
             f"last {rss[-1]:.1f}"
         )
 
-    def daemon_at_rest(self) -> None:
-        """A real `gcd daemon` (`every: 1s`): its RSS after five cycles, metrics served."""
+    def daemon_at_rest(self, cycles: int) -> None:
+        """A real `gcd daemon` (`every: 1s`): its RSS after each of its first cycles."""
         command = gcd(
             "daemon", "--policy", str(self.policy), "--metrics-address", "127.0.0.1:0",
             *self.common(),
@@ -278,7 +289,7 @@ class Bench:
                         int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")
                     )
                     samples.append(kib / 1024)
-                    if len(samples) == 5:
+                    if len(samples) == cycles:
                         break
                 elif '"daemon_start_failed"' in line or '"cycle_failed"' in line:
                     raise RuntimeError(f"gcd daemon: {line}")
@@ -297,8 +308,18 @@ def rss_mib(pid: int) -> float:
 
 
 def run_size(
-    images: int, repeat: int, cycles: int, victims: int = VICTIMS, containers: int = CONTAINERS
+    images: int,
+    *,
+    repeat: int,
+    cycles: int,
+    victims: int = VICTIMS,
+    containers: int = CONTAINERS,
+    rest_cycles: int = 5,
+    timeouts: str | None = None,
 ) -> list[str]:
+    TIMEOUTS.clear()
+    if timeouts is not None:
+        TIMEOUTS[ENGINE_TIMEOUTS] = timeouts
     with PrivateEngine() as engine, tempfile.TemporaryDirectory(prefix="gcd-bench-") as scratch:
         root = Path(scratch)
         root.chmod(0o755)
@@ -314,7 +335,7 @@ def run_size(
         bench.plans()
         bench.first_sight()
         if cycles:
-            bench.memory(cycles)
+            bench.memory(cycles, rest_cycles)
         return bench.lines
 
 
@@ -330,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for line in startup.measure(args.startup_runs):
             print(line, flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        run_size(size, args.repeat, args.cycles)
+        run_size(size, repeat=args.repeat, cycles=args.cycles)
 
 
 def machine() -> str:

@@ -32,15 +32,15 @@ def measure(runs: int) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(ROOT)
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
-    for _ in range(runs + 2):  # the first two rounds warm the page cache
+    for _ in range(runs + 1):  # the first round warms the page cache
         for name, command in COMMANDS.items():
             started = time.perf_counter()
             subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
             times[name].append(time.perf_counter() - started)
-    bare = statistics.median(times["python -c pass"][2:])
+    bare = statistics.median(times["python -c pass"][1:])
     lines = [f"start-up (ms; median [range] of {runs}; × bare python):"]
     for name, values in times.items():
-        kept = values[2:]
+        kept = values[1:]
         median = statistics.median(kept)
         lines.append(
             f"  {name:<20} {median * 1000:7.1f} [{min(kept) * 1000:.1f}–{max(kept) * 1000:.1f}]"

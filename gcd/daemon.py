@@ -43,6 +43,7 @@ from gcd.errors import (
     GcdError,
     PolicyError,
 )
+from gcd.host.memory import release_memory
 from gcd.jobs import (
     Background,
     DaemonThreads,
@@ -182,6 +183,7 @@ class Daemon:
             )
             return None
         finally:
+            release_memory()  # the cycle's listings and plan are garbage now
             self.cycle_lock.release()
 
     def _cycle(self, trigger: str, started: float) -> RunResult | None:
