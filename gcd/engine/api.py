@@ -87,9 +87,13 @@ class EngineApi(Protocol):
         """`GET /images/json?all=0`: top-level images."""
         ...
 
-    def list_containers(self, *, sizes: bool = False) -> list[dict[str, Any]]:
+    def list_containers(
+        self, *, sizes: bool = False, of_image: str | None = None
+    ) -> list[dict[str, Any]]:
         """`GET /containers/json?all=1`: containers in every state, without sizes unless
-        `sizes` (`SizeRw`; as costly as the containers' part of `GET /system/df`)."""
+        `sizes` (`SizeRw`; as costly as the containers' part of `GET /system/df`). With
+        `of_image` (a full id; Docker only, Podman's filter misses some) only the containers
+        of that image or of its child images (`filters={"ancestor": [id]}`)."""
         ...
 
     def inspect_image(self, image: str) -> dict[str, Any] | None:

@@ -109,15 +109,14 @@ class Engine(EngineCalls):
             self._strikes.check()
             default = int(self.timeouts.read) or 1  # the pool's; each request sets its own
             try:
-                probe = SdkClient(base_url=self.host, version=MAX_API_VERSION, timeout=default)
+                client = SdkClient(base_url=self.host, version=MAX_API_VERSION, timeout=default)
                 try:
                     with waiting(self.timeouts.seconds(Wait.PROBE)):
-                        server = check("GET /version", Shape.VERSION, probe.version(False))
-                finally:
-                    probe.close()
-                client = SdkClient(
-                    base_url=self.host, version=negotiate_api_version(server), timeout=default
-                )
+                        server = check("GET /version", Shape.VERSION, client.version(False))
+                    client.speak(negotiate_api_version(server))
+                except BaseException:
+                    client.close()
+                    raise
                 self._podman = is_podman(server)
                 self._client = client
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -175,14 +174,18 @@ class Engine(EngineCalls):
         )
         return result
 
-    def list_containers(self, *, sizes: bool = False) -> list[dict[str, Any]]:
+    def list_containers(
+        self, *, sizes: bool = False, of_image: str | None = None
+    ) -> list[dict[str, Any]]:
         """`GET /containers/json?all=1`: containers in every state, without sizes unless
-        `sizes` (`size=1` walks every writable layer, as `GET /system/df` does)."""
+        `sizes` (`size=1` walks every writable layer, as `GET /system/df` does); with
+        `of_image` (a full id) only those of that image and its children (`ancestor`)."""
+        filters = {"ancestor": of_image} if of_image else None
         result: list[dict[str, Any]] = self._call(
             "GET /containers/json",
             Wait.DISK_USAGE if sizes else Wait.READ,
             Shape.CONTAINERS,
-            lambda: self.client.containers(all=True, size=sizes),
+            lambda: self.client.containers(all=True, size=sizes, filters=filters),
         )
         return result
 

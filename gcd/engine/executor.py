@@ -172,7 +172,6 @@ def execute(
         raise RunRefusedError(plan.refusal)
     outcomes: list[Outcome] = []
     removed_at: dict[str, float] = {}
-    reported: dict[str, frozenset[str]] = {}
     aborted: str | None = None
     below_low: str | None = None
     time_up: str | None = None
@@ -207,10 +206,9 @@ def execute(
                 log.error("engine_lost", error=str(exc))
                 status = OutcomeStatus.FAILED if attempt.touched else OutcomeStatus.NOT_ATTEMPTED
                 verdict = Verdict(status, aborted)
-            if isinstance(attempt, images.ImageRemoval):
-                if verdict.status is OutcomeStatus.REMOVED:
-                    removed_at[attempt.image_id] = time.monotonic()
-                reported[attempt.image_id] = attempt.users_after
+            removed = verdict.status is OutcomeStatus.REMOVED
+            if removed and isinstance(attempt, images.ImageRemoval):
+                removed_at[attempt.image_id] = time.monotonic()
         outcome = _outcome(decision, verdict)
         _log(outcome)
         outcomes.append(outcome)
@@ -220,5 +218,5 @@ def execute(
         last_of_kind = position + 1 == len(deletions) or deletions[position + 1].key.kind != kind
         if relieved is not None and below_low is None and aborted is None and last_of_kind:
             below_low = relieved(kind)
-    found = orphans.sweep(engine, removed_at, reported, stop) if aborted is None else ()
+    found = orphans.sweep(engine, removed_at, stop) if aborted is None else ()
     return Report(tuple(outcomes), aborted, found, time_up)

@@ -45,15 +45,14 @@ def _name(container: Mapping[str, object]) -> str:
 def sweep(
     engine: EngineApi,
     removed_at: Mapping[str, float],
-    reported: Mapping[str, frozenset[str]],
     stop: threading.Event | None = None,
 ) -> tuple[Orphan, ...]:
     """The containers of the images in `removed_at` (image id → `time.monotonic()` of its
     removal), listed once, `engine.timeouts.settle` (2 s) after the last removal: a create
     takes milliseconds, a few hundred under load, so one that began before the delete has
     finished by then. Paid once per run that removed images; a stop cuts the wait short.
-    `reported`: containers already logged for an image by the removal itself (after a forced
-    delete), not logged again."""
+    It is also the only container check after a forced delete of a multi-tag image (a
+    container created in the round trip before it): one list per run, not one per image."""
     if not removed_at:
         return ()
     wait = engine.timeouts.settle - (time.monotonic() - max(removed_at.values()))
@@ -75,13 +74,11 @@ def sweep(
     orphans = []
     for image_id, names in sorted(users.items()):
         orphans.append(Orphan(image_id, tuple(sorted(names))))
-        late = sorted(names - reported.get(image_id, frozenset()))
-        if late:
-            log.error(
-                "image_removed_under_container",
-                image=short_id(image_id),
-                containers=late,
-                detail="created while gcd deleted the image; it keeps its own layers and "
-                "still starts, but its image is gone",
-            )
+        log.error(
+            "image_removed_under_container",
+            image=short_id(image_id),
+            containers=sorted(names),
+            detail="created while gcd deleted the image; it keeps its own layers and "
+            "still starts, but its image is gone",
+        )
     return tuple(orphans)

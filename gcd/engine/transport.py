@@ -17,6 +17,8 @@ from typing import Any
 
 import docker
 import requests.exceptions
+import requests.utils
+from docker.transport import UnixHTTPAdapter
 
 from gcd.engine.hosts import redact_text
 from gcd.engine.timeouts import Timeouts
@@ -29,8 +31,41 @@ _bound: contextvars.ContextVar[tuple[float, float] | None] = contextvars.Context
 )
 
 
+class _OneUnixPool(UnixHTTPAdapter):
+    """docker-py's unix-socket adapter keys its connection pools by each request's full URL,
+    so every per-image path (`/images/sha256:…/json`) opened a pool and a connection of its
+    own (10,004 connections for a first sight of 5,000 images). One pool for the socket: the
+    requests of a run go over one kept-alive connection (more only while the event stream or
+    another thread holds one)."""
+
+    def get_connection(self, url: str | bytes, proxies: Any = None) -> Any:
+        return super().get_connection(self.socket_path, proxies)
+
+
 class SdkClient(docker.APIClient):
-    """`docker.APIClient` with the timeout of the request in progress (`waiting`)."""
+    """`docker.APIClient` with the timeout of the request in progress (`waiting`), one
+    kept-alive connection per socket (`_OneUnixPool`), and the proxy environment read once
+    here rather than by `requests` on every call (`trust_env`: 3.6 s of an 8 s first sight of
+    5,000 images). A proxy only ever applies to a `tcp://` engine."""
+
+    def __init__(self, base_url: str, version: str, timeout: int) -> None:
+        super().__init__(base_url=base_url, version=version, timeout=timeout)
+        self.trust_env = False
+        adapter = self.adapters.get("http+docker://")
+        if isinstance(adapter, UnixHTTPAdapter):
+            one = _OneUnixPool(
+                f"http+unix://{adapter.socket_path}", timeout, max_pool_size=adapter.max_pool_size
+            )
+            adapter.close()
+            self._custom_adapter = one
+            self.mount("http+docker://", one)
+        elif self.base_url.startswith(("http://", "https://")):
+            self.proxies = requests.utils.get_environ_proxies(self.base_url)
+
+    def speak(self, version: str) -> None:
+        """Speak the negotiated API `version` from now on, over the same connection (a
+        second client would open a second one)."""
+        self._version = version
 
     def _set_request_timeout(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         # docker 7's request helpers (`_get`, `_post`, `_delete`) all pass through here.

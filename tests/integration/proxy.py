@@ -137,6 +137,8 @@ class EngineProxy:
     """Held before every forwarded request that a `delay` match accepts."""
     delay: Match = field(default=lambda _m, _p: False)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    connections: int = 0
+    """How many client connections it accepted (a kept-alive one serves many requests)."""
     _hooks: list[_Hook] = field(default_factory=list)
     _faults: list[ActiveFault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -208,6 +210,11 @@ class EngineProxy:
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
+
+            def setup(self) -> None:
+                with proxy._lock:
+                    proxy.connections += 1
+                super().setup()
 
             def _forward(self) -> None:
                 try:
@@ -287,23 +294,27 @@ class EngineProxy:
                 self.wfile.write(content)
 
             def _stream(self, answer: http.client.HTTPResponse) -> None:
-                """A chunked answer (an event stream): passed on chunk by chunk until either
-                side closes."""
+                """A chunked answer (an event stream, a long list): passed on chunk by chunk
+                until either side closes. One the engine ended whole leaves the connection
+                open, as the engine does (a client reuses it for its next request); one cut
+                short closes it."""
                 self.send_response_only(answer.status, answer.reason)
                 for key, value in answer.getheaders():
                     if key.lower() not in {"content-length", "connection"}:
                         self.send_header(key, value)
                 self.end_headers()
-                self.close_connection = True
+                whole = False
                 while not proxy._closing.is_set():
                     try:
                         data = answer.read1(65536)
                     except (OSError, http.client.HTTPException):
                         break
                     if not data:
+                        whole = answer.isclosed()
                         break
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                     self.wfile.flush()
+                self.close_connection = not whole
                 with contextlib.suppress(OSError):
                     self.wfile.write(b"0\r\n\r\n")
 

@@ -570,12 +570,17 @@ class FakeEngine:
     def _size(self, image: FakeImage) -> int:
         return sum(size for _, size in image.layers) if image.size is None else image.size
 
-    def list_containers(self, *, sizes: bool = False) -> list[dict[str, Any]]:
-        fault = self._enter("list_containers", *(("sizes",) if sizes else ()))
+    def list_containers(
+        self, *, sizes: bool = False, of_image: str | None = None
+    ) -> list[dict[str, Any]]:
+        args = (*(("sizes",) if sizes else ()), *((of_image,) if of_image else ()))
+        fault = self._enter("list_containers", *args)
         if fault is not None:
             self._raise(fault, "GET /containers/json")
         listed = []
         for container in self.containers.values():
+            if of_image is not None and container.image_id != of_image:
+                continue  # Docker's `ancestor` filter, by exact id (the fake has no children)
             entry: dict[str, Any] = {"Id": container.id, "State": container.state}
             if container.name is not None:
                 entry["Names"] = [f"/{container.name}"]

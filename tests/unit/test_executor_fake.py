@@ -6,7 +6,7 @@ tests/integration/test_executor.py."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -186,17 +186,31 @@ class TestFreshChecks:
         assert only(execute(plan, engine)).status is REMOVED
 
     @pytest.mark.parametrize("state", ["created", "running", "paused", "exited", "dead"])
-    def test_a_container_in_any_state_created_since_the_plan_skips_the_image_as_in_use(
+    def test_a_container_in_any_state_created_since_the_plan_keeps_the_image(
         self, state: str
     ) -> None:
+        """A single-tag image: the engine's own refusal of the delete without force (409,
+        `conflict`) is the check, and no container list is read; a multi-tag one: the
+        containers of the image, read before the forced delete, which is then never sent."""
         engine = docker()
-        target = image("x/used:1")
-        plan = planned(engine, target)
-        engine.before("inspect_image", lambda: engine.create_container(target.id, "ci-job", state))
+        target, multi = image("x/used:1"), image("x/multi:1", "x/multi:2")
+        plan = planned(engine, target, multi)
+
+        def user_of(image_id: str) -> Callable[[], object]:
+            return lambda: engine.create_container(image_id, f"ci-{image_id[7:11]}", state)
+
+        for planned_image in (target, multi):
+            engine.before("inspect_image", user_of(planned_image.id), arg=planned_image.id)
         report = execute(plan, engine)
-        assert only(report).status is OutcomeStatus.SKIPPED_IN_USE
-        assert only(report).detail == f"now used by ci-job ({state})"
-        assert engine.sent("remove_image") == []
+        single, several = report.outcomes
+        assert single.status is OutcomeStatus.CONFLICT
+        assert several.status is OutcomeStatus.SKIPPED_IN_USE
+        kind = "running" if state in ("running", "paused") else "stopped"
+        assert f"image is being used by {kind} container" in single.detail
+        assert several.detail == f"now used by ci-{multi.id[7:11]} ({state})"
+        assert engine.sent("remove_image") == [(target.id, False)]
+        assert engine.sent("list_containers")[0] == (multi.id,)
+        assert engine.images[target.id].tags == ["docker.io/x/used:1"]
 
     def test_a_container_of_another_image_does_not_hold_the_planned_one(self) -> None:
         engine = docker()
@@ -247,7 +261,9 @@ class TestTheLastMoment:
         with capture_logs() as logs:
             report = execute(plan, engine)
         assert only(report).status is REMOVED
-        assert "meanwhile created from it: late (exited)" in only(report).detail
+        assert [(o.image_id, o.containers) for o in report.orphans] == [
+            (multi.id, ("late (exited)",))
+        ]  # found by the run's last container list
         assert multi.id not in engine.images
         assert events(logs, "error") == ["image_removed_under_container"]
         (event,) = [e for e in logs if e["log_level"] == "error"]

@@ -261,6 +261,53 @@ class TestLayersFromTheLayerDatabase:
         engine.add_image("app", "x/app:1", last_tag_time=tagged)
         assert only(take(engine, state)).seen_at == tagged
 
+    def test_layers_read_from_disk_once_are_kept_in_the_state_for_the_next_run(
+        self, tmp_path: Path
+    ) -> None:
+        """Cold: read from the layer database and recorded; warm (a new process: a new
+        state and layer store): from the state alone, even with the files unreadable."""
+        engine = FakeEngine(data_root=tmp_path / "docker")
+        diffs = [digest_of("d1"), digest_of("d2")]
+        image = engine.add_image("app", "x/app:1", layers=[(diffs[0], 10), (diffs[1], 20)])
+        cold = state_in(tmp_path / "state")
+        expected = dict(zip(chain_ids(diffs), (10, 20), strict=True))
+        assert take(engine, cold).unit_sizes == expected
+        cold.save()
+        size_files = list((tmp_path / "docker/image/overlay2/layerdb/sha256").glob("*/size"))
+        assert len(size_files) == 2
+        for size_file in size_files:
+            size_file.write_text("999999")  # what a warm run must not read
+        warm = state_in(tmp_path / "state")
+        assert take(engine, warm).unit_sizes == expected
+        assert warm.layers(image.id) == tuple(expected.items())
+        assert per_image_calls(engine) == []
+
+    def test_a_deleted_image_s_kept_layers_go_with_it(self, tmp_path: Path) -> None:
+        """The next snapshot forgets an image gone from the engine, its layers too; an
+        image loaded again under the same id (the same content) is read afresh."""
+        engine = FakeEngine(data_root=tmp_path / "docker")
+        diff = digest_of("gone")
+        image = engine.add_image("app", "x/app:1", layers=[(diff, 10)])
+        state = state_in(tmp_path / "state")
+        take(engine, state)
+        state.save()
+        engine.drop_image(image.id)
+        state = state_in(tmp_path / "state")
+        snapshot = take(engine, state)
+        state.forget_missing({i.id for i in snapshot.images})  # as `cycle.plan` does
+        state.save()
+        assert state_in(tmp_path / "state").layers(image.id) is None
+
+    def test_an_estimate_kept_by_the_api_path_is_read_again_from_disk(self, tmp_path: Path) -> None:
+        engine = FakeEngine(data_root=tmp_path / "docker")
+        diff = digest_of("exact")
+        image = engine.add_image("app", "x/app:1", layers=[(diff, 10)], size=10)
+        state = state_in(tmp_path / "state")
+        take(engine, state)  # binds the state to the engine's scope
+        state.record_layers(image.id, [(image.id, 10)])  # an estimate, as the API path keeps
+        assert take(engine, state).unit_sizes == {diff: 10}
+        assert state.layers(image.id) == ((diff, 10),)
+
     def test_a_remote_engine_s_data_root_is_never_read(self, state: State, tmp_path: Path) -> None:
         engine = FakeEngine(data_root=tmp_path / "docker")
         engine.host = "tcp://build-host:2376"

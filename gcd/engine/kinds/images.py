@@ -5,29 +5,34 @@ Right before touching a planned image, in plan order (README, "How deletion stay
 1. Re-inspect the image by its full id. Gone → `already_gone`.
 2. Re-apply the guards on the fresh record: its tags must be exactly the planned ones, and its
    `Metadata.LastTagTime` no later than the plan (nobody tagged it since the snapshot), else
-   `skipped_changed`; no container in any state may use it (one `GET /containers/json?all=1`
-   per image, comparing `ImageID` exactly), else `skipped_in_use`.
+   `skipped_changed`.
 3. `DELETE /images/<full id>`, never by name: a tag may have moved to a freshly built image
-   since the plan, and deleting the name would delete the new image. The daemon is the final
-   judge: a container or a tag that appeared after step 2 gives a 409 → `conflict`, counted,
-   never retried with force.
+   since the plan, and deleting the name would delete the new image. For an image with at
+   most one tag the engine is the in-use check: a delete by id without force is refused when
+   any container, running or stopped, uses the image (engine-facts §1.1 T2/T6; Podman
+   likewise), so no container list is read: two requests per image, whatever the number of
+   containers. The engine's 409 (a container, a child image, a tag that appeared after step
+   2) is `conflict`, counted, never retried with force.
 4. An image with several tags cannot be deleted by id without force (409 "referenced in
    multiple repositories"). On Docker it is deleted by full id with `force` in that one
    request, so that the engine itself removes exactly the references of this id; force lifts
-   only the soft conflicts (other tags, stopped containers), a running container or a child
-   image still refuses. On Podman, whose force would remove the image's containers, each
-   extra name is untagged *from this id* (`/libpod/images/{id}/untag`), then the image is
-   deleted by id without force.
+   only the soft conflicts (other tags, stopped containers), so the containers *of this
+   image* are read first (`GET /containers/json?filters={"ancestor":[id]}`: the engine
+   resolves the id and matches `ImageID` exactly, plus the containers of child images; the
+   answer holds only those, so its cost does not grow with the host's containers); a running
+   container or a child image still refuses. On Podman, whose force would remove the image's
+   containers and whose `ancestor` filter misses some, the whole container list is read, then
+   each extra name is untagged *from this id* (`/libpod/images/{id}/untag`), then the image
+   is deleted by id without force.
 5. The engine's answer is read: a reference it untagged that the plan did not name is logged
-   as an error (`image_removed_with_unplanned_references`), and after a forced delete a
-   container created from the image in that one round trip is logged
-   (`image_removed_under_container`). A container whose create was still in flight then is
+   as an error (`image_removed_with_unplanned_references`). A container created from the
+   image after the check of step 4 (or whose create was in flight during any delete) is
    found by the run's last container list (`gcd.engine.orphans`).
 
 What is left of the race (README, "Several tags"): only the planned image itself can be hit,
-only in the one round trip between step 2 and the forced delete, and only by someone tagging
-it or creating a container from it in that moment. A name moved to another image is never
-followed: nothing gcd sends names a tag.
+only in the one round trip between step 4's check and the forced delete, and only by someone
+tagging it or creating a container from it in that moment. A name moved to another image is
+never followed: nothing gcd sends names a tag.
 """
 
 from __future__ import annotations
@@ -101,8 +106,6 @@ class ImageRemoval(Removal):
         self.image = image_of(decision)
         self.image_id = self.image.id
         self.untagged: list[str] = []
-        self.users_after: frozenset[str] = frozenset()
-        """Containers found on the image right after its forced delete (already logged)."""
 
     def run(self) -> Verdict:
         verdict = super().run()
@@ -117,36 +120,28 @@ class ImageRemoval(Removal):
         changed = _changed(self.decision, record, self.since)
         if changed is not None:
             return Verdict(OutcomeStatus.SKIPPED_CHANGED, changed)
-        # The whole list, compared by exact ImageID: Podman's `ancestor` filter misses a
-        # container of the image (tried, and test_executor caught it), and this guard must not
-        # depend on an engine's filter semantics.
-        users = _users(self.engine.list_containers(), self.image_id)
-        if users:
-            return Verdict(OutcomeStatus.SKIPPED_IN_USE, "now used by " + ", ".join(users))
         tags = _tags(record)
         if len(tags) <= 1:
+            # No container list: without force the engine refuses an image any container
+            # uses, and its answer is the in-use check (module docstring, step 3).
             self.touched = True
             return self._classify(self.engine.remove_image(self.image_id))
         if self.engine.podman:
+            # The whole list, compared by exact ImageID: Podman's `ancestor` filter misses a
+            # container of the image (tried, and test_executor caught it), and the untags
+            # come before the delete that would refuse.
+            users = _users(self.engine.list_containers(), self.image_id)
+            if users:
+                return Verdict(OutcomeStatus.SKIPPED_IN_USE, "now used by " + ", ".join(users))
             return self._untag_then_delete(tags)
+        users = _users(self.engine.list_containers(of_image=self.image_id), self.image_id)
+        if users:
+            return Verdict(OutcomeStatus.SKIPPED_IN_USE, "now used by " + ", ".join(users))
         # Several tags: one request by full id, so the engine itself removes exactly the
         # references of this id. Untagging names from here would follow a name another client
         # moved to a new image in the meantime, and delete that image (README, "Several tags").
         self.touched = True
-        verdict = self._classify(self.engine.remove_image(self.image_id, force=True))
-        if verdict.status is OutcomeStatus.REMOVED:
-            users = _users(self.engine.list_containers(), self.image_id)
-            if users:  # created in the one round trip since the check above
-                self.users_after = frozenset(users)
-                log.error(
-                    "image_removed_under_container",
-                    image=short_id(self.image_id),
-                    containers=users,
-                    detail="created while gcd deleted the image; it keeps its own layers",
-                )
-                detail = f"{verdict.detail}; meanwhile created from it: {', '.join(users)}"
-                return Verdict(verdict.status, detail)
-        return verdict
+        return self._classify(self.engine.remove_image(self.image_id, force=True))
 
     def _untag_then_delete(self, tags: dict[str, str]) -> Verdict:
         """Podman: untag the extra names from this image id (never by name), then delete by

@@ -1,0 +1,97 @@
+"""What a run costs the engine (issue 16), counted by the proxy in front of it: at most two
+requests per deleted single-tag or dangling image (the re-inspect, the delete), the same
+number whatever the number of containers on the host, and every request of a `gcd run
+--once` over one kept-alive connection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import docker
+import pytest
+
+from gcd.engine.client import Engine
+from gcd.engine.executor import execute
+from gcd.engine.outcomes import OutcomeStatus
+from tests.integration.gcd_command import gcd
+from tests.integration.harness import PrivateEngine
+from tests.integration.images import image, layer, load, runnable_layer
+from tests.integration.proxy import EngineProxy
+from tests.integration.test_executor import plan_now
+
+pytestmark = pytest.mark.core
+
+POLICY = (
+    "version: 1\n"
+    "safety: {min_age: 0s, max_delete_fraction: 1}\n"
+    "images: {keep: [], dangling: {keep_within: 0s}}\n"
+)
+
+
+def _containers(api: docker.APIClient, image_id: str, count: int) -> None:
+    for _ in range(count):
+        api.create_container(
+            image_id, command=["true"], host_config=api.create_host_config(network_mode="none")
+        )
+
+
+def _requests_of_a_run(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path, seed: str
+) -> tuple[list[tuple[str, str]], int]:
+    """Load four single-tag, two dangling and one two-tag image, plan, then count what
+    executing the plan sends (planning is not counted)."""
+    specs = [image(layer(4_000, f"{seed}-{n}"), tags=(f"calls/{seed}:{n}",)) for n in range(4)]
+    specs += [image(layer(4_000, f"{seed}-dangling-{n}")) for n in range(2)]
+    specs.append(image(layer(4_000, f"{seed}-multi"), tags=(f"calls/{seed}:a", f"calls/{seed}:b")))
+    ids = load(api, *specs)
+    with EngineProxy(clean_engine.socket) as proxy:
+        engine = Engine(proxy.host)
+        plan = plan_now(engine, tmp_path)
+        assert {d.key.id for d in plan.deletions} == set(ids)
+        before = len(proxy.requests)
+        report = execute(plan, engine)
+        engine.close()
+        sent = proxy.requests[before:]
+    assert report.count(OutcomeStatus.REMOVED) == len(ids), report.outcomes
+    return sent, len(ids)
+
+
+def test_a_deleted_image_costs_at_most_two_requests_whatever_the_number_of_containers(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    (keeper,) = load(api, image(runnable_layer(), layer(1_000, "keeper"), tags=("calls/keep:1",)))
+    _containers(api, keeper, 2)
+    few, deleted = _requests_of_a_run(clean_engine, api, tmp_path, "few")
+    _containers(api, keeper, 40)
+    many, _ = _requests_of_a_run(clean_engine, api, tmp_path, "many")
+    assert len(few) == len(many), (few, many)
+    lists = [path for method, path in many if path.split("?")[0].endswith("/containers/json")]
+    podman = "libpod" in " ".join(path for _, path in many)
+    # One list for the two-tag image (Docker: of its own containers only), one for the run's
+    # orphan check after settle; none for the six single-tag and dangling images.
+    assert len(lists) == 2, lists
+    if not podman:
+        assert "ancestor" in lists[0], lists[0]
+    single = [r for r in many if "calls/many:a" not in r[1]]
+    # Six images of at most one tag: an inspect and a delete each, nothing else.
+    per_image = len(many) - len(lists) - (2 if not podman else 3)  # the two-tag image's own
+    assert per_image <= 2 * (deleted - 1), many
+    assert len(single) <= 2 * deleted + len(lists) + 1, many
+
+
+def test_a_run_once_sends_every_request_over_one_connection(
+    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    load(api, *(image(layer(4_000, f"one-{n}"), tags=(f"one/conn:{n}",)) for n in range(5)))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    policy.chmod(0o600)
+    with EngineProxy(clean_engine.socket) as proxy:
+        done = gcd(proxy.host, tmp_path / "state", "run", "--once", "--policy", str(policy))
+        sent, connections = len(proxy.requests), proxy.connections
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sent > 10  # the snapshot's lists, the per-image inspects and deletes
+    assert connections == 1, f"{connections} connections for {sent} requests"
+    state = json.dumps(sorted(p.name for p in (tmp_path / "state").iterdir()))
+    assert "state.db" in state
