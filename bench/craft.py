@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from bench.engine import UnixConnection, socket_path
@@ -54,17 +55,22 @@ class ImageSpec:
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
+def _tar(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    links = links or {}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for directory in sorted({name.rpartition("/")[0] for name in files} - {""}):
+        for directory in sorted({name.rpartition("/")[0] for name in [*files, *links]} - {""}):
             info = tarfile.TarInfo(directory)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, _FIXED_MTIME
             tar.addfile(info)
         for name, content in sorted(files.items()):
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(content), 0o644, _FIXED_MTIME
+            info.size, info.mode, info.mtime = len(content), 0o755, _FIXED_MTIME
             tar.addfile(info, io.BytesIO(content))
+        for name, target in sorted(links.items()):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, _FIXED_MTIME
+            tar.addfile(info)
     return buffer.getvalue()
 
 
@@ -74,6 +80,13 @@ def layer(size_bytes: int, seed: str) -> Layer:
     block = hashlib.sha256(seed.encode()).digest()
     content = (block * (size_bytes // len(block) + 1))[:size_bytes]
     return Layer(_tar({f"data/{hashlib.sha1(seed.encode()).hexdigest()}": content}), seed)
+
+
+@cache
+def runnable_layer() -> Layer:
+    """The system's busybox as /bin/sh, /bin/sleep and /bin/true: containers that run."""
+    links = {f"bin/{tool}": "busybox" for tool in ("sh", "sleep", "true")}
+    return Layer(_tar({"bin/busybox": Path("/bin/busybox").read_bytes()}, links), "busybox")
 
 
 def archive(specs: list[ImageSpec]) -> bytes:

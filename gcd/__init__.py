@@ -1,6 +1,7 @@
 """gcd: policy-driven garbage collection for Docker hosts."""
 
 import importlib
+import os
 import sys
 import types
 
@@ -47,3 +48,7 @@ def _import_structlog_lean() -> None:
 
 
 _import_structlog_lean()
+
+# gcd uses no pydantic plugin, and looking for them reads every installed distribution's entry
+# points when the first model class is built: a third of `gcd check` (measured with cProfile).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
