@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gcd import __version__, holds_cli
-from gcd.documents import FORMATS, LATEST_FORMAT
-from gcd.engine.outcomes import OutcomeStatus
 from gcd.errors import (
     EngineUnreachableError,
     ExitCode,
@@ -23,6 +21,7 @@ from gcd.errors import (
     RunRefusedError,
     UsageError,
 )
+from gcd.formats import FORMATS, LATEST_FORMAT
 from gcd.host.permissions import OVERRIDE_ENV, OVERRIDE_OPTION, allow_insecure_permissions
 from gcd.host.statedir import DEFAULT_STATE_DIR
 from gcd.logs import configure_logging
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 # `gcd --help`, `check` and `test-pattern` start without them (tests/unit/test_startup.py).
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
-FAILED_STATUSES = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
 
 log = structlog.get_logger("gcd.cli")
 
@@ -239,6 +237,7 @@ def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
 
 def _report_run(args: argparse.Namespace, result: RunResult) -> int:
     from gcd.documents import run_document, write_json
+    from gcd.engine.outcomes import OutcomeStatus
     from gcd.render import write_run_table
 
     if result.plan.refusal is not None:
@@ -257,7 +256,8 @@ def _report_run(args: argparse.Namespace, result: RunResult) -> int:
     if result.report.aborted:
         print(f"gcd: run aborted: {result.report.aborted}", file=sys.stderr)
         return ExitCode.ENGINE_UNREACHABLE
-    if any(result.report.count(status) for status in FAILED_STATUSES):
+    failed = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
+    if any(result.report.count(status) for status in failed):
         return ExitCode.SOME_FAILED
     return ExitCode.OK
 

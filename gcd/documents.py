@@ -21,13 +21,11 @@ from gcd.core.plan import Decision, Plan
 from gcd.core.records import BuildCacheRecord, Container, Network, Volume
 from gcd.core.rules import RuleId
 from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
+from gcd.formats import LATEST_FORMAT
 
 if TYPE_CHECKING:  # `gcd --help` reads FORMATS without the policy loader
     from gcd.config.sites import Unmatched
     from gcd.config.stacks import ComposeWarning
-
-FORMATS = (1, 2)
-LATEST_FORMAT = 2
 
 
 def _image_fields(decision: Decision) -> dict[str, Any]:

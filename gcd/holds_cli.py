@@ -13,13 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from gcd.core.holds import Hold, check_duration, format_expiry
-from gcd.core.kind import short_id
 from gcd.core.units import parse_duration
-from gcd.documents import write_json
 from gcd.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from gcd.core.holds import Hold
     from gcd.engine.client import Engine
 
 Command = Callable[[str, str], argparse.ArgumentParser]
@@ -34,6 +32,8 @@ def _engine(host: str | None) -> Engine:
 
 def hold_duration(text: str) -> timedelta:
     """`--for`: the policy's duration syntax (`90s`, `30m`, `2h`, `1d`), 1s..30d."""
+    from gcd.core.holds import check_duration  # the records it checks against: not for --help
+
     try:
         duration = parse_duration(text)
         check_duration(duration)
@@ -70,6 +70,8 @@ def add_parsers(command: Command) -> None:
 
 
 def _hold(args: argparse.Namespace) -> int:
+    from gcd.core.holds import format_expiry
+    from gcd.core.kind import short_id
     from gcd.engine import holds
 
     engine = _engine(args.host)
@@ -119,6 +121,8 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _document(hold: Hold, now: datetime) -> dict[str, object]:
+    from gcd.core.holds import format_expiry
+
     return {
         "container": hold.container_id,
         "name": hold.name,
@@ -132,12 +136,17 @@ def _document(hold: Hold, now: datetime) -> dict[str, object]:
 
 
 def _holds(args: argparse.Namespace) -> int:
+    from gcd.core.holds import format_expiry
+    from gcd.core.kind import short_id
+
     now = datetime.now(UTC)
     from gcd.engine import holds
 
     engine = _engine(args.host)
     present = holds.current(engine)
     if args.output == "json":
+        from gcd.documents import write_json
+
         write_json({"holds": [_document(h, now) for h in present]}, sys.stdout)
         return ExitCode.OK
     print(f"{'IMAGE':<19} {'REFERENCE':<24} {'EXPIRES':<21} {'OWNER':<28} REASON")
