@@ -161,7 +161,6 @@ def _plan(args: argparse.Namespace) -> int:
     from gcd.cycle import plan_once
     from gcd.documents import plan_document, write_json
     from gcd.engine.client import Engine
-    from gcd.render import write_plan_table
 
     policy = load_trusted_policy(args.policy)
     planned = plan_once(Engine(args.host), policy, args.state_dir)
@@ -183,6 +182,8 @@ def _plan(args: argparse.Namespace) -> int:
         every: list[Unmatched | ComposeWarning] = [*warnings, *composed]
         write_json(plan_document(planned.plan, args.format_version, every), sys.stdout)
     else:
+        from gcd.render import write_plan_table  # rich: for the table only
+
         write_plan_table(planned.plan, sys.stdout)
     return ExitCode.RUN_REFUSED if planned.plan.refusal else ExitCode.OK
 
@@ -238,7 +239,6 @@ def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
 def _report_run(args: argparse.Namespace, result: RunResult) -> int:
     from gcd.documents import run_document, write_json
     from gcd.engine.outcomes import OutcomeStatus
-    from gcd.render import write_run_table
 
     if result.plan.refusal is not None:
         if args.output == "json":
@@ -252,6 +252,8 @@ def _report_run(args: argparse.Namespace, result: RunResult) -> int:
             sys.stdout,
         )
     else:
+        from gcd.render import write_run_table  # rich: for the table only
+
         write_run_table(result.report, result.freed_bytes, sys.stdout)
     if result.report.aborted:
         print(f"gcd: run aborted: {result.report.aborted}", file=sys.stderr)
