@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -346,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cycles", type=int, default=200, help="daemon cycles (0: skip)")
     parser.add_argument("--startup-runs", type=int, default=20)
     args = parser.parse_args(argv)
+    # A SIGTERM unwinds like Ctrl-C, so the private engine is stopped and its folder removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"gcd bench: {machine()}", flush=True)
     if args.startup_runs:
         for line in startup.measure(args.startup_runs):
