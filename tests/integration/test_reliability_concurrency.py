@@ -91,6 +91,14 @@ def test_a_second_run_beside_a_running_one_is_turned_away_and_nothing_goes_twice
     state_dir = tmp_path / "state"
     junk, kept = seed(api, state_dir)
     arrived = first_delete(slow)
+    # The first run's deletes wait (a deadline, not a guess at how long three processes take
+    # on a loaded machine) until the other three have been turned away: overlap by design.
+    others_done = threading.Event()
+
+    def hold(_method: str, _path: str) -> None:
+        others_done.wait(50)
+
+    slow.before(deleting, hold, times=None)
     command = gcd_command(slow.host, state_dir, "run", "--once", "--policy", str(policy))
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert arrived.wait(60), "the first run never deleted"
@@ -103,6 +111,7 @@ def test_a_second_run_beside_a_running_one_is_turned_away_and_nothing_goes_twice
                 range(3),
             )
         )
+    others_done.set()
     assert first.poll() is None, "the first run ended before the others: no overlap proven"
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err[-2000:]
