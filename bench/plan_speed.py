@@ -20,6 +20,8 @@ from pathlib import Path
 
 import docker
 
+from bench.craft import ImageSpec, layer, load
+from bench.engine import PrivateEngine
 from gcd.config.loader import load_policy
 from gcd.core.evaluate import evaluate
 from gcd.cycle import plan_once
@@ -27,8 +29,6 @@ from gcd.engine.client import Engine
 from gcd.engine.snapshot import take_snapshot
 from gcd.host.state import State
 from gcd.logs import configure_logging
-from tests.integration.harness import PrivateEngine
-from tests.integration.images import ImageSpec, image, layer, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,11 +46,10 @@ def crafted(count: int) -> list[ImageSpec]:
     now = datetime.now(UTC)
     base = layer(4096, "bench-base")
     return [
-        image(
-            base,
-            layer(1024, f"bench-{n}"),
-            tags=(f"registry.example.com/team/svc{n % 50}:b{n}",),
-            created=now - timedelta(hours=n),
+        ImageSpec(
+            (base, layer(1024, f"bench-{n}")),
+            (f"registry.example.com/team/svc{n % 50}:b{n}",),
+            now - timedelta(hours=n),
         )
         for n in range(count)
     ]
@@ -66,8 +65,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, PrivateEngine() as private:
         api = docker.APIClient(base_url=private.host, version="auto")
         specs = crafted(args.images)
-        for start in range(0, len(specs), 500):
-            load(api, *specs[start : start + 500])
+        load(private.host, specs)
         engine = Engine(private.host)
 
         def raw_lists() -> None:

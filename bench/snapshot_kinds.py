@@ -33,6 +33,8 @@ from typing import Any
 
 import docker
 
+from bench.craft import ImageSpec, load, runnable_layer
+from bench.engine import PrivateEngine
 from gcd.config.loader import parse_policy
 from gcd.core.budget import Pressure
 from gcd.core.evaluate import evaluate
@@ -42,8 +44,6 @@ from gcd.engine.layers import LayerStore
 from gcd.engine.snapshot import take_snapshot
 from gcd.host.state import State
 from gcd.logs import configure_logging
-from tests.integration.harness import PrivateEngine
-from tests.integration.images import image, load, runnable_layer
 
 TAG = "bench/run:1"
 POLICY = """\
@@ -118,8 +118,7 @@ def _container(clients: Clients, number: int, volume: str | None, start: bool) -
 def populate(clients: Clients, containers: int, volumes: int) -> None:
     """`containers` containers, 60 % of them run to exit; `volumes` volumes, the first half
     mounted (and written to) by one started container each."""
-    api = clients.get()
-    load(api, image(runnable_layer(), tags=(TAG,)))
+    load(clients.host, [ImageSpec((runnable_layer(),), (TAG,), datetime.now(UTC))])
     names = [f"bench-vol-{n}" for n in range(volumes)]
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(lambda name: clients.get().create_volume(name), names))

@@ -6,23 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from gcd import __version__, explain_cli, holds_cli
-from gcd.config.loader import load_policy
-from gcd.config.sites import Unmatched, unmatched_patterns
-from gcd.config.stacks import ComposeWarning, compose_warnings
-from gcd.config.trusted import load_trusted_policy, policy_findings
-from gcd.config.webconfig import load_web_config
-from gcd.core.explain import container_named, explain_container, explain_volume, volume_named
-from gcd.core.kinds.images import explain_reference
-from gcd.core.policy import Policy
-from gcd.core.references import InvalidReferenceError, parse_reference
-from gcd.cycle import DEFAULT_STATE_DIR, RunResult, plan_once, run_once
-from gcd.documents import FORMATS, LATEST_FORMAT, plan_document, run_document, write_json
-from gcd.engine.client import Engine
-from gcd.engine.outcomes import OutcomeStatus
 from gcd.errors import (
     ExitCode,
     GcdError,
@@ -30,20 +18,21 @@ from gcd.errors import (
     RunRefusedError,
     UsageError,
 )
+from gcd.formats import FORMATS, LATEST_FORMAT
 from gcd.host.permissions import OVERRIDE_ENV, OVERRIDE_OPTION, allow_insecure_permissions
-from gcd.host.state import State
-from gcd.host.statedir import ensure_state_dir
+from gcd.host.statedir import DEFAULT_STATE_DIR
 from gcd.logs import configure_logging
-from gcd.metrics.definitions import Metrics
-from gcd.metrics.observer import MetricsObserver
-from gcd.metrics.registry import daemon_registry
-from gcd.metrics.server import DEFAULT_ADDRESS as DEFAULT_METRICS_ADDRESS
-from gcd.metrics.server import MetricsServer
-from gcd.render import write_plan_table, write_run_table
-from gcd.timer import TextfileRun, run_with_textfile
+from gcd.metrics import DEFAULT_ADDRESS as DEFAULT_METRICS_ADDRESS
+
+if TYPE_CHECKING:
+    from gcd.core.policy import Policy
+    from gcd.cycle import RunResult
+
+# Only `plan`, `run` and `daemon` import the engine (docker, requests), metrics
+# (prometheus_client) and scheduler (apscheduler) stacks, inside the functions that run them:
+# `gcd --help`, `check` and `test-pattern` start without them (tests/unit/test_startup.py).
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
-FAILED_STATUSES = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
 
 log = structlog.get_logger("gcd.cli")
 
@@ -180,6 +169,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from gcd.config.sites import Unmatched, unmatched_patterns
+    from gcd.config.stacks import ComposeWarning, compose_warnings
+    from gcd.config.trusted import load_trusted_policy
+    from gcd.cycle import plan_once
+    from gcd.documents import plan_document, write_json
+    from gcd.engine.client import Engine
+
     policy = load_trusted_policy(args.policy)
     planned = plan_once(Engine(args.host), policy, args.state_dir)
     warnings = unmatched_patterns(policy, planned.snapshot)
@@ -200,13 +196,21 @@ def _plan(args: argparse.Namespace) -> int:
         every: list[Unmatched | ComposeWarning] = [*warnings, *composed]
         write_json(plan_document(planned.plan, args.format_version, every), sys.stdout)
     else:
+        from gcd.render import write_plan_table  # rich: for the table only
+
         write_plan_table(planned.plan, sys.stdout)
     return ExitCode.RUN_REFUSED if planned.plan.refusal else ExitCode.OK
 
 
 def _run(args: argparse.Namespace) -> int:
+    from gcd.config.trusted import load_trusted_policy
+    from gcd.cycle import run_once
+    from gcd.engine.client import Engine
+
     policy = load_trusted_policy(args.policy)
     if args.textfile is not None:
+        from gcd.timer import TextfileRun, run_with_textfile
+
         result = run_with_textfile(
             TextfileRun(args.policy, args.state_dir, args.textfile, args.first_scrape_wait),
             Engine(args.host),
@@ -218,6 +222,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report_run(args: argparse.Namespace, result: RunResult) -> int:
+    from gcd.documents import run_document, write_json
+    from gcd.engine.outcomes import OutcomeStatus
+
     if result.plan.refusal is not None:
         if args.output == "json":
             write_json(run_document(result.plan, result.report, 0, args.format_version), sys.stdout)
@@ -230,17 +237,29 @@ def _report_run(args: argparse.Namespace, result: RunResult) -> int:
             sys.stdout,
         )
     else:
+        from gcd.render import write_run_table  # rich: for the table only
+
         write_run_table(result.report, result.freed_bytes, sys.stdout)
     if result.report.aborted:
         print(f"gcd: run aborted: {result.report.aborted}", file=sys.stderr)
         return ExitCode.ENGINE_UNREACHABLE
-    if any(result.report.count(status) for status in FAILED_STATUSES):
+    failed = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
+    if any(result.report.count(status) for status in failed):
         return ExitCode.SOME_FAILED
     return ExitCode.OK
 
 
 def _daemon(args: argparse.Namespace) -> int:
-    from gcd.daemon import Daemon, DaemonSettings  # noqa: PLC0415 - keeps one-shot start-up lean
+    from gcd.config.trusted import load_trusted_policy
+    from gcd.config.webconfig import load_web_config
+    from gcd.daemon import Daemon, DaemonSettings
+    from gcd.engine.client import Engine
+    from gcd.host.state import State
+    from gcd.host.statedir import ensure_state_dir
+    from gcd.metrics.definitions import Metrics
+    from gcd.metrics.observer import MetricsObserver
+    from gcd.metrics.registry import daemon_registry
+    from gcd.metrics.server import MetricsServer
 
     policy = load_trusted_policy(args.policy)
     engine = Engine(args.host)  # a malformed address is exit 2 before anything starts
@@ -272,6 +291,8 @@ def _warn_if_insecure(path: Path) -> None:
     """`check` and `test-pattern` delete nothing, so a policy that others could change is only a
     warning there: CI validates policies in checkouts with loose modes, and `gcd check` on the
     installed file should say that plan, run and the daemon will refuse it."""
+    from gcd.config.trusted import policy_findings
+
     for finding in policy_findings(path):
         print(
             f"gcd: warning: {finding}; gcd plan, run and daemon refuse this policy",
@@ -280,6 +301,8 @@ def _warn_if_insecure(path: Path) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from gcd.config.loader import load_policy
+
     problems = 0
     for path in args.files:
         _warn_if_insecure(path)
@@ -295,6 +318,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def describe_reference(policy: Policy, text: str) -> str:
     """What the policy's keep rules say about one reference, without an engine."""
+    from gcd.core.kinds.images import explain_reference
+    from gcd.core.references import parse_reference
+
     if policy.images is None:
         return "not touched: the policy has no images section"
     return explain_reference(policy.images, parse_reference(text))
@@ -312,6 +338,9 @@ def _labels(given: list[str]) -> dict[str, str]:
 
 def _describe_objects(args: argparse.Namespace, policy: Policy) -> list[str]:
     """`--container` and `--volume`: one line each, as `container NAME: answer`."""
+    from gcd.core.explain import container_named, explain_container, explain_volume, volume_named
+    from gcd.core.references import parse_reference
+
     labels = _labels(args.label)
     if args.container is None and (args.image or args.restart_policy != "no"):
         raise UsageError("--image and --restart-policy describe a --container")
@@ -331,6 +360,9 @@ def _describe_objects(args: argparse.Namespace, policy: Policy) -> list[str]:
 def _test_pattern(args: argparse.Namespace) -> int:
     if not args.references and args.container is None and args.volume is None:
         raise UsageError("test-pattern needs image references, --container NAME or --volume NAME")
+    from gcd.config.loader import load_policy
+    from gcd.core.references import InvalidReferenceError
+
     _warn_if_insecure(args.file)
     policy = load_policy(args.file)
     status: int = ExitCode.OK

@@ -32,8 +32,6 @@ from gcd.host.state import State
 
 log = structlog.get_logger("gcd.cycle")
 
-DEFAULT_STATE_DIR = Path("/var/lib/gcd")
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)

@@ -42,6 +42,7 @@ from gcd.errors import (
     GcdError,
     PolicyError,
 )
+from gcd.host.memory import release_memory
 from gcd.jobs import (
     Background,
     DaemonThreads,
@@ -200,6 +201,7 @@ class Daemon:
             )
             return None
         finally:
+            release_memory()  # the cycle's listings and plan are garbage now
             self.cycle_lock.release()
 
     def _cycle(self, trigger: str, started: float) -> RunResult | None:

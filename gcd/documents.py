@@ -13,19 +13,19 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from gcd.config.sites import Unmatched
-from gcd.config.stacks import ComposeWarning
 from gcd.core.kind import Kind
 from gcd.core.kinds.images import image_of
 from gcd.core.plan import Decision, Plan
 from gcd.core.records import BuildCacheRecord, Container, Network, Volume
 from gcd.core.rules import RuleId
 from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
+from gcd.formats import LATEST_FORMAT
 
-FORMATS = (1, 2)
-LATEST_FORMAT = 2
+if TYPE_CHECKING:  # `gcd --help` reads FORMATS without the policy loader
+    from gcd.config.sites import Unmatched
+    from gcd.config.stacks import ComposeWarning
 
 
 def _image_fields(decision: Decision) -> dict[str, Any]:

@@ -11,15 +11,16 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gcd.config.trusted import load_trusted_policy
-from gcd.core.image_story import ImageStory, find_image, tell
-from gcd.cycle import plan_once, read_compose
-from gcd.documents import LATEST_FORMAT, decision_record, write_json
-from gcd.engine.client import Engine
 from gcd.errors import ExitCode, UnknownImageError
-from gcd.render.story import write_story
+from gcd.formats import LATEST_FORMAT
+
+if TYPE_CHECKING:
+    from gcd.core.image_story import ImageStory
+
+# The engine and the plan are imported when the command runs: `gcd --help` builds this
+# parser and must start without them (tests/unit/test_startup.py).
 
 Command = Callable[[str, str], argparse.ArgumentParser]
 
@@ -42,6 +43,13 @@ def add_parser(command: Command, default_policy: Path) -> None:
 
 
 def explain(args: argparse.Namespace) -> int:
+    from gcd.config.trusted import load_trusted_policy
+    from gcd.core.image_story import find_image, tell
+    from gcd.cycle import plan_once, read_compose
+    from gcd.documents import write_json
+    from gcd.engine.client import Engine
+    from gcd.render.story import write_story
+
     policy = load_trusted_policy(args.policy)
     planned = plan_once(Engine(args.host), policy, args.state_dir)
     image = find_image(planned.snapshot, args.image)
@@ -60,6 +68,8 @@ def explain(args: argparse.Namespace) -> int:
 def story_document(story: ImageStory) -> dict[str, Any]:
     """`"document": "explain"`: the image's plan decision as in `gcd plan --output json`,
     its containers, every step and the bytes."""
+    from gcd.documents import decision_record
+
     return {
         "format": LATEST_FORMAT,
         "document": "explain",

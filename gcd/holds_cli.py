@@ -11,20 +11,29 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from gcd.core.holds import Hold, check_duration, format_expiry
-from gcd.core.kind import short_id
 from gcd.core.units import parse_duration
-from gcd.documents import write_json
-from gcd.engine import holds
-from gcd.engine.client import Engine
 from gcd.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from gcd.core.holds import Hold
+    from gcd.engine.client import Engine
 
 Command = Callable[[str, str], argparse.ArgumentParser]
 
 
+def _engine(host: str | None) -> Engine:
+    """Imported only by the commands that talk to the engine: not by `gcd --help`."""
+    from gcd.engine.client import Engine
+
+    return Engine(host)
+
+
 def hold_duration(text: str) -> timedelta:
     """`--for`: the policy's duration syntax (`90s`, `30m`, `2h`, `1d`), 1s..30d."""
+    from gcd.core.holds import check_duration  # the records it checks against: not for --help
+
     try:
         duration = parse_duration(text)
         check_duration(duration)
@@ -61,7 +70,11 @@ def add_parsers(command: Command) -> None:
 
 
 def _hold(args: argparse.Namespace) -> int:
-    engine = Engine(args.host)
+    from gcd.core.holds import format_expiry
+    from gcd.core.kind import short_id
+    from gcd.engine import holds
+
+    engine = _engine(args.host)
     missing = [r for r in args.references if holds.resolve(engine, r) is None]
     if missing:  # before any hold is placed: all of them, or none
         raise UsageError(
@@ -78,7 +91,9 @@ def _hold(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    engine = Engine(args.host)
+    from gcd.engine import holds
+
+    engine = _engine(args.host)
     present = holds.current(engine)
     me = holds.owner()
     if args.all_mine:
@@ -106,6 +121,8 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _document(hold: Hold, now: datetime) -> dict[str, object]:
+    from gcd.core.holds import format_expiry
+
     return {
         "container": hold.container_id,
         "name": hold.name,
@@ -119,9 +136,17 @@ def _document(hold: Hold, now: datetime) -> dict[str, object]:
 
 
 def _holds(args: argparse.Namespace) -> int:
+    from gcd.core.holds import format_expiry
+    from gcd.core.kind import short_id
+
     now = datetime.now(UTC)
-    present = holds.current(Engine(args.host))
+    from gcd.engine import holds
+
+    engine = _engine(args.host)
+    present = holds.current(engine)
     if args.output == "json":
+        from gcd.documents import write_json
+
         write_json({"holds": [_document(h, now) for h in present]}, sys.stdout)
         return ExitCode.OK
     print(f"{'IMAGE':<19} {'REFERENCE':<24} {'EXPIRES':<21} {'OWNER':<28} REASON")

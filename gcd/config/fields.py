@@ -12,7 +12,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
@@ -247,6 +246,9 @@ def _cron(value: str) -> str:
         raise ValueError(
             f"expected a crontab line such as '0 * * * *' (at most {_LONGEST_CRON} characters)"
         )
+    # Imported here: the scheduler stack is for the daemon, not `gcd check` (start-up).
+    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415
+
     try:
         trigger = CronTrigger.from_crontab(value, timezone=UTC)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:

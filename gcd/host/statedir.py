@@ -31,6 +31,8 @@ from pathlib import Path
 from gcd.errors import InsecureStateError, StateError
 from gcd.host.permissions import enforce, mode_finding, owner_finding, path_findings, running_user
 
+DEFAULT_STATE_DIR = Path("/var/lib/gcd")
+
 DIRECTORY_WHY = (
     "whoever can write it can plant links for gcd to write through and rewrite the first-seen "
     "times that decide local age"

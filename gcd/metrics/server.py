@@ -26,11 +26,10 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from gcd.config.webconfig import WebConfig
 from gcd.errors import UsageError
+from gcd.metrics import DEFAULT_ADDRESS, DEFAULT_PORT
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_PORT", "BasicAuth", "MetricsServer", "parse_address"]
 
-DEFAULT_PORT = 9795
-DEFAULT_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"
 CONNECTION_TIMEOUT_SECONDS = 30.0
 
 log = structlog.get_logger("gcd.metrics_server")

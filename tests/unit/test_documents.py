@@ -13,8 +13,9 @@ from gcd.cli import _parser
 from gcd.core.evaluate import evaluate
 from gcd.core.kind import Key, Kind
 from gcd.core.rules import RuleId
-from gcd.documents import LATEST_FORMAT, plan_document, run_document, write_json
+from gcd.documents import plan_document, run_document, write_json
 from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
+from gcd.formats import LATEST_FORMAT
 from tests.unit.builders import NOW, days, image, policy, rule, snapshot
 
 OLD = image("app:1", "app:latest", age=days(30), digests=("app@sha256:" + "b" * 64,))

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from gcd import explain_cli
 from gcd.cli import main
 from gcd.core.evaluate import evaluate
 from gcd.core.image_story import find_image, tell
@@ -97,7 +96,7 @@ class TestCommand:
         engine = FakeEngine(data_root=tmp_path / "docker")
         engine.add_image("one", "app:1", layers=[(digest_of("base"), 4000), (digest_of("1"), 10)])
         engine.add_image("two", "app:2", layers=[(digest_of("base"), 4000), (digest_of("2"), 20)])
-        monkeypatch.setattr(explain_cli, "Engine", lambda host: engine)
+        monkeypatch.setattr("gcd.engine.client.Engine", lambda host: engine)
         policy = tmp_path / "policy.yaml"
         policy.write_text("images:\n  keep:\n    - reference: ['app:2']\n")
         out, err = io.StringIO(), io.StringIO()

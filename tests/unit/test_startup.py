@@ -1,0 +1,77 @@
+"""`gcd --help`, `check` and `test-pattern` start without the engine (docker, requests),
+metrics (prometheus_client) and scheduler (apscheduler) stacks, nor rich's traceback or
+asyncio that structlog would import (gcd/__init__.py): each command runs in a fresh
+interpreter, which then lists what it imported. A regression guard, not a timing test; the
+timings are in bench/RESULTS.md (`python -m bench.startup`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("docker", "requests", "urllib3", "prometheus_client", "apscheduler", "rich", "asyncio")
+PROBE = """
+import contextlib, io, json, sys
+from gcd.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    status = main(sys.argv[1:])
+print(json.dumps(sorted({name.partition(".")[0] for name in sys.modules})))
+"""
+
+
+def imported_by(*argv: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--help",),
+        ("check", "policy.example.yaml"),
+        ("test-pattern", "policy.example.yaml", "registry.example.com/app:1"),
+        ("test-pattern", "policy.example.yaml", "--container", "old-job", "--image", "app:1"),
+    ],
+)
+def test_commands_that_do_not_talk_to_the_engine_leave_its_stacks_unimported(
+    argv: tuple[str, ...],
+) -> None:
+    modules = imported_by(*argv)
+    assert "gcd" in modules  # the probe ran gcd, and listed what it imported
+    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_the_probe_sees_the_stacks_a_command_that_talks_to_the_engine_imports() -> None:
+    # `gcd plan` on an address nothing listens on: it imports the engine stack, then fails.
+    modules = imported_by("plan", "--policy", "policy.example.yaml", "--host", "tcp://127.0.0.1:9")
+    assert {"docker", "requests"} <= modules
+
+
+def test_structlog_still_renders_and_asyncio_still_works_after_the_lean_import() -> None:
+    code = (
+        "import asyncio, gcd, structlog, structlog.stdlib\n"
+        "async def answer():\n    return 42\n"
+        "print(asyncio.run(answer()), structlog.stdlib.asyncio.get_running_loop.__name__)\n"
+        "import rich.table\nprint(rich.table.Table.__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.split() == ["42", "get_running_loop", "Table"], result.stderr
