@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +38,18 @@ def unavailable_reason() -> str | None:
     return nspawn.unavailable_reason()
 
 
-def _check(argv: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _check(
+    argv: Sequence[str | Path], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, check=False, **kwargs
-    )  # type: ignore[call-overload]
+        [str(a) for a in argv], capture_output=True, text=True, check=False, env=env
+    )
     if result.returncode != 0:
         raise BuildError(
             f"{' '.join(map(str, argv))} exited {result.returncode}:\n"
             f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
         )
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def wheels() -> Path:
@@ -77,7 +80,8 @@ def build_packages(out: Path) -> Packages:
     found = wheels()
 
     def build(suffix: str) -> Path:
-        argv = [REPO / "scripts" / "package", "--suffix", suffix, "--out", out, "--wheels", found]
+        argv: list[str | Path] = [REPO / "scripts" / "package", "--suffix", suffix]
+        argv += ["--out", out, "--wheels", found]
         return Path(_check(argv).stdout.splitlines()[-1])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -99,6 +103,7 @@ def lintian(deb: Path) -> subprocess.CompletedProcess[str]:
 def build_image(deb: Path, docker_host: str) -> tuple[str, str]:
     """gcd:<version> from `deb` over the cached nspawn root, imported into `docker_host`."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    argv = [REPO / "scripts" / "image", "--deb", deb, "--base", nspawn.base_root()]
+    argv: list[str | Path] = [REPO / "scripts" / "image", "--deb", deb]
+    argv += ["--base", nspawn.base_root()]
     tag, image_id = _check(argv, env={**env, "DOCKER_HOST": docker_host}).stdout.split()[-2:]
     return tag, image_id
