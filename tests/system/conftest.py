@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from tests.system.debian_package import Packages
 
 
 @pytest.fixture(scope="session")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> Packages:
+def packages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packages]:
     reason = debian_package.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
@@ -21,5 +23,13 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> Packages:
     given = os.environ.get("GCD_TEST_PACKAGES")
     if given:
         old, new = given.split(":")
-        return Packages(Path(old), Path(new))
-    return debian_package.build_packages(tmp_path_factory.mktemp("packages"))
+        built = Packages(Path(old), Path(new))
+    else:
+        built = debian_package.build_packages(tmp_path_factory.mktemp("packages"))
+    linting = debian_package.start_lintian(built.new)
+    try:
+        yield dataclasses.replace(built, lintian=linting)
+    finally:
+        if linting.poll() is None:
+            linting.kill()
+        linting.communicate()
