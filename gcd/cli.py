@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from prometheus_client import CollectorRegistry
 
-from gcd import __version__, holds_cli
-from gcd.config.loader import load_policy, read_policy_file
+from gcd import __version__, explain_cli, holds_cli
+from gcd.config.loader import load_policy
 from gcd.config.sites import Unmatched, unmatched_patterns
 from gcd.config.stacks import ComposeWarning, compose_warnings
 from gcd.config.trusted import load_trusted_policy, policy_findings
@@ -27,7 +24,6 @@ from gcd.documents import FORMATS, LATEST_FORMAT, plan_document, run_document, w
 from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.errors import (
-    EngineUnreachableError,
     ExitCode,
     GcdError,
     PolicyError,
@@ -40,11 +36,11 @@ from gcd.host.statedir import ensure_state_dir
 from gcd.logs import configure_logging
 from gcd.metrics.definitions import Metrics
 from gcd.metrics.observer import MetricsObserver
+from gcd.metrics.registry import daemon_registry
 from gcd.metrics.server import DEFAULT_ADDRESS as DEFAULT_METRICS_ADDRESS
 from gcd.metrics.server import MetricsServer
-from gcd.metrics.textfile import DEFAULT_NAME as DEFAULT_TEXTFILE_NAME
-from gcd.metrics.textfile import restore_counters, write_textfile
 from gcd.render import write_plan_table, write_run_table
+from gcd.timer import TextfileRun, run_with_textfile
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
 FAILED_STATUSES = (OutcomeStatus.FAILED, OutcomeStatus.TIMEOUT)
@@ -121,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write metrics to DIR/gcd.prom for node_exporter's textfile collector",
     )
+    run.add_argument(
+        "--first-scrape-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --textfile, when DIR has no gcd.prom yet: write it at 0 and wait this long "
+        "before the run, so that Prometheus sees the run's increments (default 0)",
+    )
     daemon = command("daemon", "run cycles on the policy's schedule and under disk pressure")
     with_policy(daemon, output=False)
     daemon.add_argument(
@@ -135,7 +139,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TLS and basic auth for the metrics endpoint (Prometheus exporter web-config format)",
     )
+    daemon.add_argument(
+        "--first-scrape-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="the first cycle waits for the first scrape of the metrics, at most this long "
+        "(default 60; 0: no wait), so that increase() counts it",
+    )
     holds_cli.add_parsers(command)
+    explain_cli.add_parser(command, DEFAULT_POLICY)
     check = command("check", "validate policy files")
     check.add_argument("files", type=Path, nargs="+")
     test = command(
@@ -194,35 +207,13 @@ def _plan(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     policy = load_trusted_policy(args.policy)
     if args.textfile is not None:
-        return _run_with_textfile(args, policy)
-    result = run_once(Engine(args.host), policy, args.state_dir)
-    return _report_run(args, result)
-
-
-def _run_with_textfile(args: argparse.Namespace, policy: Policy) -> int:
-    """Timer mode: the run's metrics go to DIR/gcd.prom, counters continuing the last file."""
-    registry = CollectorRegistry()
-    metrics = Metrics(registry)
-    restore_counters(metrics, args.textfile / DEFAULT_TEXTFILE_NAME)
-    metrics.record_policy_loaded(read_policy_file(args.policy))
-    started = time.monotonic()
-    try:
-        result = run_once(Engine(args.host), policy, args.state_dir)
-    except GcdError as exc:
-        unreachable = isinstance(exc, EngineUnreachableError)
-        metrics.record_failure(
-            trigger="once",
-            duration_seconds=time.monotonic() - started,
-            now=datetime.now(UTC),
-            engine_unreachable=unreachable,
+        result = run_with_textfile(
+            TextfileRun(args.policy, args.state_dir, args.textfile, args.first_scrape_wait),
+            Engine(args.host),
+            policy,
         )
-        write_textfile(registry, args.textfile)
-        raise
-    metrics.record_result(
-        result, trigger="once", duration_seconds=time.monotonic() - started, now=datetime.now(UTC)
-    )
-    metrics.record_compose(images for _, images in result.compose)
-    write_textfile(registry, args.textfile)
+        return _report_run(args, result)
+    result = run_once(Engine(args.host), policy, args.state_dir)
     return _report_run(args, result)
 
 
@@ -256,15 +247,22 @@ def _daemon(args: argparse.Namespace) -> int:
     ensure_state_dir(args.state_dir)
     State.load(args.state_dir)  # a damaged database stops the daemon here, not every cycle
     web_config = load_web_config(args.web_config) if args.web_config else None
-    registry = CollectorRegistry()
+    registry = daemon_registry()
     metrics = Metrics(registry)
     server = None
     if args.metrics_address != "off":
         server = MetricsServer(registry, args.metrics_address, web_config)
         server.start()
-    settings = DaemonSettings(policy_path=args.policy, state_dir=args.state_dir, host=args.host)
+    settings = DaemonSettings(
+        policy_path=args.policy,
+        state_dir=args.state_dir,
+        host=args.host,
+        first_scrape_wait_seconds=args.first_scrape_wait,
+    )
+    observer = MetricsObserver(metrics)
+    scraped = server.scraped if server is not None else None
     try:
-        return Daemon(settings, policy, observer=MetricsObserver(metrics), engine=engine).run()
+        return Daemon(settings, policy, observer, engine=engine, scraped=scraped).run()
     finally:
         if server is not None:
             server.stop()
@@ -359,6 +357,7 @@ COMMANDS = {
     "check": _check,
     "test-pattern": _test_pattern,
     **holds_cli.COMMANDS,
+    "explain": explain_cli.explain,
 }
 
 

@@ -106,13 +106,31 @@ def plan_once(
         moment,
         inspect_containers=policy.containers is not None,
         quiet_for=policy.safety.quiet_for,
+        unknown_age=policy.safety.unknown_age,
     )
-    for container in snapshot.containers:
-        if container.state in USING_STATES:
-            state.mark_used(container.image_id, moment)
+    used_now = {c.image_id for c in snapshot.containers if c.state in USING_STATES}
+    for image_id in used_now:
+        state.mark_used(image_id, moment)
+    # The plan shows that use too (its LAST USE column, `last_used` in JSON), not the last one.
+    snapshot = replace(
+        snapshot,
+        images=tuple(
+            replace(i, last_used=moment) if i.id in used_now else i for i in snapshot.images
+        ),
+    )
     state.forget_missing({image.id for image in snapshot.images})
     state.save()
-    return Planned(snapshot, evaluate(snapshot, policy, moment, pressure), compose)
+    plan = evaluate(snapshot, policy, moment, pressure)
+    found = plan.unrecorded
+    if found is not None:  # once per image: the next plan reads them as recorded
+        log.info(
+            "ages_unrecorded",
+            images=found.count,
+            start=found.start.value,
+            eligible_from=found.eligible_from.isoformat() if found.eligible_from else None,
+            detail=found.describe(),
+        )
+    return Planned(snapshot, plan, compose)
 
 
 def freed_by(snapshot: Snapshot, report: Report) -> int:

@@ -37,7 +37,6 @@ from gcd.engine.client import Engine
 from gcd.engine.outcomes import OutcomeStatus
 from gcd.engine.usage import UsageTracker
 from gcd.errors import (
-    EngineError,
     EngineUnreachableError,
     ExitCode,
     GcdError,
@@ -54,14 +53,14 @@ from gcd.jobs import (
     scheduler_alive,
 )
 from gcd.observer import CycleObserver
-from gcd.probe import engine_reachable
+from gcd.probe import engine_answers
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
+from gcd.startgate import StartGate
 from gcd.uses import UseBuffer
 
 log = structlog.get_logger("gcd.daemon")
 
 HEARTBEAT_SECONDS = 2.0
-ENGINE_RETRY_MAX_SECONDS = 30.0
 WEDGE_ENV = "GCD_TEST_WEDGE_AFTER_READY"
 """Test seam, kept on purpose: when set (and only under systemd), the heartbeat job blocks after
 READY, as a wedged scheduler would. tests/system/test_systemd_unit.py uses it to show that
@@ -85,6 +84,8 @@ class DaemonSettings:
     stop_grace_seconds: float = 5.0
     """On SIGTERM, how long to wait for a running cycle to notice the stop (it checks between
     deletions); a cycle stuck in a request is then abandoned and the daemon exits anyway."""
+    first_scrape_wait_seconds: float = 0.0
+    """The first cycle waits for the first scrape of /metrics, at most this long (StartGate)."""
 
 
 class Daemon:
@@ -97,6 +98,7 @@ class Daemon:
         *,
         engine: Engine | None = None,
         load_policy: Callable[[Path], Policy] = load_trusted_policy,
+        scraped: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -105,6 +107,10 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.load_policy = load_policy
         self.stop_event = threading.Event()
+        self.gate = StartGate(scraped, settings.first_scrape_wait_seconds, self.stop_event)
+        self.engine_seen_up: bool | None = None
+        self.engine_lost = threading.Event()
+        """The last cycle failed for want of the engine: the probe runs one when it is back."""
         self.reload_requested = threading.Event()
         self.cycle_lock = threading.Lock()
         self.state_lock = threading.Lock()
@@ -146,20 +152,32 @@ class Daemon:
 
     def probe_engine(self) -> bool:
         """gcd_engine_up from `GET /_ping`: 1 on any HTTP answer, 0 without one (gcd.probe)."""
-        up = engine_reachable(self.engine.host, self.settings.probe_timeout_seconds)
-        if up is None:  # a host the probe does not speak: the client's ping decides
-            try:
-                self.engine.ping()
-                up = True
-            except EngineUnreachableError:
-                up = False
-            except EngineError:
-                up = True
+        up = engine_answers(self.engine, self.settings.probe_timeout_seconds)
         self.observer.engine_up(up)
         return up
 
+    def probe_job(self) -> None:
+        """The probe between cycles; the engine back after a cycle failed for want of it: that
+        cycle runs now, not at the next scheduled time (an hour later with `every: 1h`)."""
+        up = self.probe_engine()
+        if up != self.engine_seen_up:  # the transitions only: the probe runs every 15 s
+            self.engine_seen_up = up
+            if up:
+                log.info("engine_reachable", host=self.engine.host)
+            else:
+                self._status("the Docker engine is unreachable; gcd_engine_up is 0")
+                log.warning("engine_unreachable", host=self.engine.host)
+        if up and self.engine_lost.is_set() and self.gate.is_open():
+            self.engine_lost.clear()
+            log.info("engine_back", detail="running the missed cycle now")
+            self.scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
+
+    def scheduled_cycle(self) -> None:
+        if self.gate.wait():
+            self.run_cycle("schedule")
+
     def check_disk(self) -> None:
-        if self.disk.due():
+        if self.gate.is_open() and self.disk.due():
             self.run_cycle("pressure")
 
     def run_cycle(self, trigger: str) -> RunResult | None:
@@ -204,8 +222,10 @@ class Daemon:
                 )
             after = self.disk.usage()
         except GcdError as exc:
-            if isinstance(exc, EngineUnreachableError):
-                self.observer.engine_up(False)
+            # The client reports some HTTP errors (a 500 to its version negotiation) as
+            # unreachable: the probe, which counts any answer, decides.
+            if isinstance(exc, EngineUnreachableError) and not self.probe_engine():
+                self.engine_lost.set()
             # An EngineError (a 500, an answer gcd cannot use) came from an engine that
             # answered: gcd_engine_up stays as the probe measured it.
             self.observer.cycle_failed(trigger, "failure", time.monotonic() - started)
@@ -265,7 +285,7 @@ class Daemon:
         """Hand `triggers` (built and tried by `build_triggers`) to the scheduler."""
         first_run = {"next_run_time": triggers.first_run} if first and triggers.first_run else {}
         self.scheduler.add_job(
-            guarded("cycle", lambda: self.run_cycle("schedule")),
+            guarded("cycle", self.scheduled_cycle),
             triggers.cycle,
             id="cycle",
             replace_existing=True,
@@ -290,7 +310,10 @@ class Daemon:
             guarded("flush", self.uses.flush_quietly), IntervalTrigger(seconds=30), id="flush"
         )
         self.scheduler.add_job(
-            guarded("probe", self.probe_engine), IntervalTrigger(seconds=every), id="probe"
+            guarded("probe", self.probe_job),
+            IntervalTrigger(seconds=every),
+            id="probe",
+            next_run_time=datetime.now(UTC),
         )
         self.scheduler.start()
         cycle = self.scheduler.get_job("cycle")
@@ -362,27 +385,6 @@ class Daemon:
 
     # -- main loop -------------------------------------------------------------------------
 
-    def _wait_for_engine(self) -> bool:
-        """Until the engine answers a ping (True) or SIGTERM (False). The ping runs beside
-        the main thread, which must honour SIGTERM whatever the engine does."""
-        delay = 1.0
-        while not self.stop_event.is_set():
-            ping = Background("gcd-ping", self.engine.ping)
-            if not ping.wait(self.stop_event):
-                return False
-            if ping.error is None:
-                self.observer.engine_up(True)
-                return True
-            if not isinstance(ping.error, GcdError):
-                raise ping.error
-            self.probe_engine()  # an engine that answers with errors is up, not ready
-            self._status(f"waiting for the Docker engine: {ping.error}")
-            log.warning("engine_unreachable", error=str(ping.error), retry_seconds=delay)
-            self.stop_event.wait(delay)
-            delay = min(delay * 2, ENGINE_RETRY_MAX_SECONDS)
-            self.notifier.watchdog()
-        return False
-
     def run(self) -> int:
         self.install_signal_handlers()
         self.observer.policy_reloaded(self.settings.policy_path)
@@ -391,8 +393,8 @@ class Daemon:
         except ScheduleError as exc:
             return self._start_failed(exc)
         self.tracker.start()
-        if not self._wait_for_engine():
-            return self._shutdown()
+        # Ready without the engine (waiting for it got the unit restarted every
+        # TimeoutStartSec, resetting the alerts' `for:`): gcd_engine_up says it is down.
         try:
             self._start_scheduler(triggers)
         except Exception as exc:  # the scheduler cannot run this schedule: say so, exit 2

@@ -42,6 +42,7 @@ class DiskWatch:
         if disk is None or usage is None:
             return None
         pressure = usage.pressure(disk.high, disk.low, disk.critical_ratio)
+        self.observer.disk_path(usage.path)
         self.observer.disk_measured(pressure)
         return pressure
 

@@ -35,6 +35,21 @@ def _image_fields(decision: Decision) -> dict[str, Any]:
         "digests": [str(ref) for ref in image.digests],
         "seen_at": image.seen_at.isoformat(),
         "created": image.created.isoformat() if image.created else None,
+        "last_used": _when(image.last_used),
+        "age_from": image.age_from.value,
+    }
+
+
+def _unrecorded(plan: Plan) -> dict[str, Any] | None:
+    """Images first seen without an arrival record (`gcd.core.ages`), or None."""
+    found = plan.unrecorded
+    if found is None:
+        return None
+    return {
+        "images": found.count,
+        "start": found.start.value,
+        "eligible_from": _when(found.eligible_from),
+        "message": found.describe(),
     }
 
 
@@ -56,7 +71,12 @@ def _kind_fields(decision: Decision) -> dict[str, Any]:
             "restart_policy": subject.restart_policy,
         }
     if isinstance(subject, Volume):
-        return {"name": subject.name, "anonymous": subject.anonymous, "driver": subject.driver}
+        return {
+            "name": subject.name,
+            "anonymous": subject.anonymous,
+            "driver": subject.driver,
+            "last_used": _when(subject.last_used),
+        }
     if isinstance(subject, BuildCacheRecord):
         return {
             "type": subject.type,
@@ -66,7 +86,12 @@ def _kind_fields(decision: Decision) -> dict[str, Any]:
             "last_used": _when(subject.last_used),
         }
     if isinstance(subject, Network):
-        return {"name": subject.name, "driver": subject.driver, "scope": subject.scope}
+        return {
+            "name": subject.name,
+            "driver": subject.driver,
+            "scope": subject.scope,
+            "last_used": _when(subject.last_used),
+        }
     raise TypeError(f"no document fields for {decision.key.kind.value} {type(subject).__name__}")
 
 
@@ -91,7 +116,7 @@ def decision_record(decision: Decision, version: int = LATEST_FORMAT) -> dict[st
             "digests": fields["digests"],
             **{k: common[k] for k in ("action", "rule", "detail", "age_seconds")},
             "seen_at": fields["seen_at"],
-            "created": fields["created"],
+            "created": fields["created"],  # not `last_used`: format 1 keeps exactly its fields
             "size_bytes": common["size_bytes"],
             "freed_bytes": common["freed_bytes"],
         }
@@ -144,6 +169,14 @@ def plan_summary(plan: Plan, version: int = LATEST_FORMAT) -> dict[str, Any]:
         "freed_bytes": plan.freed_bytes,
         "total_bytes": plan.total_bytes,
         "by_kind": by_kind,
+        "shared": [
+            {
+                "users": [key.id for key in group.users],
+                "units": group.units,
+                "freed_bytes": group.freed_bytes,
+            }
+            for group in plan.shared
+        ],
     }
 
 
@@ -160,6 +193,7 @@ def plan_document(
     head |= {"created_at": plan.created_at.isoformat(), "refusal": plan.refusal}
     if version >= 2:
         head |= {"pressure": plan.pressure, "shortfall": plan.shortfall, "busy": plan.busy}
+        head["unrecorded_ages"] = _unrecorded(plan)
     document = {
         **head,
         "summary": plan_summary(plan, version),

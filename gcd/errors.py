@@ -4,7 +4,10 @@ GcdError
 ├── PolicyError            exit 2  the policy file is invalid (all problems at once)
 ├── InsecurePolicyError    exit 2  others could write the policy file or a directory above it
 ├── UsageError             exit 2  command-line misuse
+│   └── UnknownImageError         gcd explain: no such image on the engine
 ├── WebConfigError         exit 2  the metrics web-config file (TLS, basic auth) is invalid
+├── OutputError            exit 2  an output target (`--textfile DIR`) cannot be written: checked
+│                                  before the first deletion, so nothing was deleted
 ├── EngineUnreachableError exit 3  the Docker engine cannot be reached
 │   └── EngineNoAnswerError       a request timed out or lost its connection (a strike)
 │       └── EngineDownError       strikes in a row: gcd gave up on the engine for this run
@@ -75,8 +78,24 @@ class UsageError(GcdError):
     exit_code = ExitCode.BAD_POLICY_OR_USAGE
 
 
+class UnknownImageError(UsageError):
+    """`gcd explain` was given an image the engine does not have."""
+
+    def __init__(self, given: str, images: int) -> None:
+        super().__init__(
+            f"no image {given!r} on the engine ({images} images): give a tag or digest "
+            "reference (app:1, alpine@sha256:…) or an id or id prefix as docker images shows it"
+        )
+
+
 class WebConfigError(GcdError):
     """The web-config file for the metrics endpoint (TLS, basic auth) is invalid."""
+
+    exit_code = ExitCode.BAD_POLICY_OR_USAGE
+
+
+class OutputError(GcdError):
+    """Where the run's results go cannot be written; found before anything was deleted."""
 
     exit_code = ExitCode.BAD_POLICY_OR_USAGE
 

@@ -17,6 +17,9 @@ class CycleObserver:
     def policy_reloaded(self, path: Path | None) -> None:
         """A policy file was loaded (`path`) or a reload failed (None)."""
 
+    def disk_path(self, path: Path) -> None:
+        """The path measured for the disk figures (its mount labels them)."""
+
     def disk_measured(self, pressure: Pressure) -> None:
         """Usage of the watched filesystem against the watermarks."""
 

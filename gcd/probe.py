@@ -11,7 +11,20 @@ from __future__ import annotations
 
 import http.client
 import socket
+from typing import Protocol
 from urllib.parse import urlsplit
+
+from gcd.errors import EngineError, EngineUnreachableError
+
+
+class Pingable(Protocol):
+    """What `engine_answers` needs of gcd.engine.client.Engine (which this must not import)."""
+
+    @property
+    def host(self) -> str: ...
+
+    def ping(self) -> object: ...
+
 
 PING_PATH = "/_ping"
 DEFAULT_TCP_PORT = 2375
@@ -64,4 +77,19 @@ def engine_reachable(host: str, timeout: float) -> bool | None:
         pass
     finally:
         connection.close()
+    return True
+
+
+def engine_answers(engine: Pingable, timeout: float) -> bool:
+    """`engine_reachable` for `engine`'s host; for a host it does not speak (ssh://,
+    https://), the client's own ping decides: any answer but unreachability is up."""
+    up = engine_reachable(engine.host, timeout)
+    if up is not None:
+        return up
+    try:
+        engine.ping()
+    except EngineUnreachableError:
+        return False
+    except EngineError:
+        return True
     return True

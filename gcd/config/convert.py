@@ -162,6 +162,7 @@ def to_policy(model: PolicyModel, source: str) -> Policy:
             model.safety.quiet_for,
             _pace(model.safety.pace),
             model.safety.max_cycle_duration,
+            model.safety.unknown_age,
         ),
         images=_images(model.images),
         containers=_containers(model.containers),

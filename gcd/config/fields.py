@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
 from gcd.config.scalars import excerpt
+from gcd.core.ages import UnknownAge
 from gcd.core.patterns import NamePattern, Pattern, never_matches
 from gcd.core.units import parse_duration, parse_size, spell_duration
 from gcd.errors import PatternError
@@ -296,6 +297,17 @@ CycleBudget = Annotated[timedelta, _duration_between(timedelta(seconds=1), MAX_C
 """`safety.max_cycle_duration`: 1s to 1d."""
 Pace = Annotated[float, BeforeValidator(pace_rate)]
 """Removals per second: 0.01 to 1000."""
+
+
+def _unknown_age(value: Any) -> UnknownAge:
+    choices = " or ".join(choice.value for choice in UnknownAge)
+    if not isinstance(value, str) or value not in {choice.value for choice in UnknownAge}:
+        raise expected(choices)
+    return UnknownAge(value)
+
+
+UnknownAgeChoice = Annotated[UnknownAge, BeforeValidator(_unknown_age)]
+"""`safety.unknown_age`: first_seen or created."""
 
 
 class Strict(BaseModel):

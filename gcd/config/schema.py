@@ -27,6 +27,7 @@ from gcd.config.fields import (
     PositiveWhole,
     QuietFor,
     Strict,
+    UnknownAgeChoice,
     as_list,
     field_error,
     pace_rate,
@@ -79,6 +80,7 @@ class SafetyModel(Strict):
     pace: Annotated[PaceModel, BeforeValidator(_every_kind)] | None = None
     """One number for every kind, or one per kind."""
     max_cycle_duration: CycleBudget | None = _SAFETY.max_cycle_duration
+    unknown_age: UnknownAgeChoice = _SAFETY.unknown_age
 
 
 class KeepRuleModel(Strict):

@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from gcd.core.accounting import StorageAccount
+from gcd.core.ages import last_use, unrecorded
 from gcd.core.budget import Pressure, evict
 from gcd.core.busy import Busy
 from gcd.core.busy import busy as find_busy
@@ -30,9 +31,10 @@ from gcd.core.kind import Key, Kind, Record
 from gcd.core.kinds import build_cache, containers, images, networks, volumes
 from gcd.core.plan import Decision, Judgement, Plan
 from gcd.core.policy import Policy
-from gcd.core.records import Image, Snapshot
+from gcd.core.records import Image, Network, Snapshot, Volume
 from gcd.core.rules import RuleId
 from gcd.core.safety import beyond_cap, refusal
+from gcd.core.shared import shared_units
 from gcd.core.units import format_duration
 
 __all__ = ["CRITICAL_ORDER", "EVICTION_ORDER", "KINDS", "evaluate", "managed_kinds"]
@@ -128,6 +130,15 @@ def _stage(judgement: Judgement) -> Kind | str:
     return subject.key.kind
 
 
+def _idle(judged: Judgement, now: datetime) -> str:
+    """How long since the object was used, `never used` said as such (an image, volume or
+    network no container was seen using: its last use is then its first sighting)."""
+    subject = judged.subject
+    if isinstance(subject, Image | Volume | Network) and subject.last_used is None:
+        return last_use(None, now, f"local age {format_duration(judged.age)}")
+    return last_use(judged.last_use, now)
+
+
 class _Judging:
     """The judgements of every kind, redone when the set of released containers grows, with
     the pressure evictions made so far applied on top."""
@@ -167,8 +178,7 @@ class _Judging:
     def evict(self, keys: Iterable[Key], pressure: Pressure) -> None:
         by_key = {j.subject.key: j for j in self.judged}
         for key in keys:
-            idle = format_duration(self.now - by_key[key].last_use)
-            self.evicted[key] = f"{pressure.describe()}; last used {idle} ago"
+            self.evicted[key] = f"{pressure.describe()}; {_idle(by_key[key], self.now)}"
         self.containers = self._evictions_applied(self.containers)
         self.released = frozenset(j.subject.key.id for j in self.containers if j.rule.deletes)
         self.rejudge()
@@ -327,4 +337,14 @@ def evaluate(
         pressure_note,
         shortfall,
         busy_note,
+        unrecorded=unrecorded(
+            ((image.age_from, image.seen_at) for image in snapshot.images),
+            policy.safety.unknown_age,
+            policy.safety.min_age,
+        ),
+        shared=shared_units(
+            (d.subject for d in decisions if d.deletes),
+            (d.subject for d in decisions if not d.deletes),
+            snapshot.unit_sizes,
+        ),
     )

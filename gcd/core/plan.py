@@ -6,8 +6,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gcd.core.ages import Unrecorded
 from gcd.core.kind import Key, Record
 from gcd.core.rules import RuleId
+from gcd.core.shared import SharedUnits
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,12 @@ class Plan:
     busy: str | None = None
     """Set when a build was running (`gcd.core.busy`): what showed it, and whether deletions
     were deferred (`keep.busy`) or went ahead at the critical watermark."""
+    unrecorded: Unrecorded | None = None
+    """Images first seen in this snapshot without an engine record of their arrival: how
+    many, and when they become eligible (`gcd.core.ages`)."""
+    shared: tuple[SharedUnits, ...] = ()
+    """Bytes the deletions free together but none alone (`gcd.core.shared`): with the
+    deletions' own `freed_bytes` they add up to `freed_bytes`."""
 
     @property
     def deletions(self) -> tuple[Decision, ...]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from gcd.core.ages import AgeStart
 from gcd.core.kind import Key, Kind, Record, short_id
 from gcd.core.references import Reference
 
@@ -115,6 +116,10 @@ class Image:
     layers: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     last_used: datetime | None = None
+    """None: gcd never saw a container use it."""
+    age_from: AgeStart = field(default=AgeStart.RECORDED, compare=False)
+    """What `seen_at` was started from (`gcd.core.ages`): how it was read, not what the image
+    is, so two readings of one image are equal."""
 
     @property
     def key(self) -> Key:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from gcd.core.ages import UnknownAge
 from gcd.core.kind import Key, Kind
 from gcd.core.plan import Decision, Judgement
 
@@ -70,6 +71,8 @@ class Safety:
     """Removals per second at most, per kind; a kind not here is not paced."""
     max_cycle_duration: timedelta | None = None
     """A cycle stops at an object boundary once it has run this long; None: no limit."""
+    unknown_age: UnknownAge = UnknownAge.FIRST_SEEN
+    """Where local age starts for an image no engine record covers (`gcd.core.ages`)."""
 
     def limits(self, kind: Kind) -> Limits:
         own = self.kinds.get(kind, KindLimits())

@@ -7,10 +7,10 @@ Layers and their sizes come from the engine's own databases on disk when gcd can
 (`store_accounting` explains the sources and when bytes are an estimate).
 
 Local age starts at `seen_at`: the first sighting recorded in the state; for an image without a
-record, the engine's `LastTagTime` when a source gives one (`docker tag`, builds; loaded and
-pulled images have none) and it is not in the future, else `now`. That start is recorded at
-once, so it never moves afterwards; the caller saves the state. The state is bound to the
-engine and store `GET /info` names (`identity.py`) before anything is read from it.
+record, the engine's record of its arrival (`gcd.engine.arrivals`), else `safety.unknown_age`.
+That start is recorded at once, so it never moves afterwards; the caller saves the state. The
+state is bound to the engine and store `GET /info` names (`identity.py`) before anything is
+read from it.
 
 Containers and volumes: `gcd.engine.kinds.containers` and `gcd.engine.kinds.volumes` say how
 they are read. Their bytes (a container's writable layer `SizeRw`, a volume's `UsageData.Size`)
@@ -31,9 +31,11 @@ from typing import Any
 
 import structlog
 
+from gcd.core.ages import AgeStart, UnknownAge
 from gcd.core.records import Image, Snapshot
 from gcd.core.references import InvalidReferenceError, Reference, parse_reference
 from gcd.engine.api import EngineApi
+from gcd.engine.arrivals import age_start
 from gcd.engine.builds import mark_build_steps
 from gcd.engine.identity import engine_scope
 from gcd.engine.kinds.build_cache import read_build_cache
@@ -146,6 +148,7 @@ def take_snapshot(
     details: DetailsCache | None = None,
     inspect_containers: bool = True,
     quiet_for: timedelta = timedelta(0),
+    unknown_age: UnknownAge = UnknownAge.FIRST_SEEN,
 ) -> Snapshot:
     """Read the engine once; record first sightings (and fetched layers, and volume uses) in
     `state`, which the caller saves. `details` caches containers' inspects (the process's
@@ -177,22 +180,31 @@ def take_snapshot(
         )
         unit_sizes.update(found.pairs())
         estimated += found.layers == (image_id,)
-        seen_at = state.first_seen(image_id)
-        if seen_at is None:
-            tagged = found.last_tag_time
-            seen_at = tagged if tagged is not None and tagged <= now else now
+        created = parse_created(raw.get("Created"))
+        seen_at, age_from = state.first_seen(image_id), AgeStart.RECORDED
+        if seen_at is None:  # gcd.engine.arrivals: the engine's record of its arrival
+            seen_at, age_from = age_start(
+                found,
+                image_id=image_id,
+                image_root=image_root,
+                containerd_store=not own_bytes,
+                created=created,
+                now=now,
+                unknown_age=unknown_age,
+            )
             state.mark_seen(image_id, seen_at)
         images.append(
             Image(
                 id=image_id,
                 tags=parse_references(raw.get("RepoTags")),
                 digests=parse_references(raw.get("RepoDigests")),
-                created=parse_created(raw.get("Created")),
+                created=created,
                 seen_at=seen_at,
                 size_bytes=size,
                 layers=found.layers,
                 labels={str(k): str(v) for k, v in (raw.get("Labels") or {}).items()},
                 last_used=state.last_used(image_id),
+                age_from=age_from,
             )
         )
     layer_store.retain({image.id for image in images})

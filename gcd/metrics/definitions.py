@@ -27,6 +27,7 @@ from gcd.core.kind import Key, Kind
 from gcd.core.plan import Plan
 from gcd.core.rules import RuleId
 from gcd.engine.outcomes import OutcomeStatus, Report
+from gcd.metrics.disk import DiskFigures
 from gcd.metrics.results import (
     CARRIED_GAUGES,
     DURATION_BUCKETS,
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 
-class Metrics:
+class Metrics(DiskFigures):
     """All of gcd's metrics on `registry`. Methods record facts; none of them raises on data
     from a real run, and none does I/O."""
 
@@ -125,9 +126,13 @@ class Metrics:
         )
         self.filesystem_used_ratio = gauge(
             "gcd_filesystem_used_ratio",
-            "Used fraction of the filesystem holding the engine's data (statvfs).",
+            "Used fraction of the filesystem holding the engine's data (statvfs), with its "
+            "mountpoint and device as node_filesystem_* name them.",
             "resource",
+            "mountpoint",
+            "device",
         )
+        self._mount = ("", "")
         self.disk_watermark = gauge(
             "gcd_disk_watermark_ratio",
             "The policy's disk watermarks: above high collect now, evict to below low.",
@@ -383,32 +388,6 @@ class Metrics:
     def record_policy_reload_failed(self) -> None:
         """A reload was rejected; the previous policy (and its gcd_policy_info) stays."""
         self.policy_reload_success.set(0)
-
-    def record_disk(
-        self,
-        used_ratio_bytes: float,
-        used_ratio_inodes: float,
-        high: float | None,
-        low: float | None,
-        pressure: bool,
-    ) -> None:
-        self.filesystem_used_ratio.labels("bytes").set(used_ratio_bytes)
-        self.filesystem_used_ratio.labels("inodes").set(used_ratio_inodes)
-        for name, value in (("high", high), ("low", low)):
-            if value is None:
-                self.disk_watermark.remove(name)
-            else:
-                self.disk_watermark.labels(name).set(value)
-        self.disk_pressure.set(1 if pressure else 0)
-
-    def record_docker_usage(self, usage: Mapping[Kind, int]) -> None:
-        for kind, size in usage.items():
-            self.docker_usage_bytes.labels(Kind(kind).value).set(size)
-
-    def record_filesystem_freed(self, freed_bytes: int) -> None:
-        """statvfs free bytes after a cycle minus before. Other writers can make it negative;
-        a counter cannot go down, so a negative figure counts as 0."""
-        self.filesystem_freed_bytes.inc(max(freed_bytes, 0))
 
     def record_safety_abort(self) -> None:
         self.safety_aborts.inc()

@@ -13,6 +13,7 @@ from gcd.core.budget import Pressure
 from gcd.core.kind import Kind
 from gcd.cycle import ComposeRead, RunResult
 from gcd.errors import PolicyError
+from gcd.host.mounts import mount_of
 from gcd.metrics.definitions import Metrics
 from gcd.observer import CycleObserver
 
@@ -22,6 +23,7 @@ log = structlog.get_logger("gcd.metrics")
 class MetricsObserver(CycleObserver):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._disk_path: Path | None = None
 
     def engine_up(self, up: bool) -> None:
         self.metrics.set_engine_up(up)
@@ -36,6 +38,14 @@ class MetricsObserver(CycleObserver):
             self.metrics.record_policy_loaded(read_policy_file(path))
         except PolicyError as exc:
             log.warning("policy_digest_failed", error=str(exc))
+
+    def disk_path(self, path: Path) -> None:
+        if path != self._disk_path:  # mountinfo is read again only when the path changes
+            self._disk_path = path
+            mount = mount_of(path)
+            self.metrics.record_mount(
+                mount.mountpoint if mount else "", mount.device if mount else ""
+            )
 
     def disk_measured(self, pressure: Pressure) -> None:
         self.metrics.record_disk(

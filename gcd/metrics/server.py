@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import socket
 import ssl
@@ -39,7 +40,8 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces) → (host, port)."""
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` → (host, port); host "" for `:PORT`: every
+    interface, IPv6 and IPv4 (`MetricsServer.start`)."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or int(port_text) > 65535:
         raise UsageError(
@@ -52,7 +54,7 @@ def parse_address(text: str) -> tuple[str, int]:
         raise UsageError(
             f"--metrics-address: put an IPv6 address in brackets, as in [{host}]:{port_text}"
         )
-    return host or "0.0.0.0", int(port_text)
+    return host, int(port_text)
 
 
 class BasicAuth:
@@ -140,6 +142,18 @@ def _application(registry: CollectorRegistry, auth: BasicAuth) -> WsgiApp:
     return app
 
 
+def _noting_scrapes(app: WsgiApp, scraped: threading.Event) -> WsgiApp:
+    def noting(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, *args: Any) -> Any:
+            if status.startswith("200") and environ.get("PATH_INFO") == "/metrics":
+                scraped.set()
+            return start_response(status, *args)
+
+        return app(environ, start)
+
+    return noting
+
+
 class _ErrorsToLog:
     """wsgiref's stderr for an application error: its traceback, written line by line and
     flushed at the end, becomes one `metrics_app_failed` event instead of raw lines."""
@@ -175,6 +189,12 @@ class _Server(ThreadingMixIn, WSGIServer):
         self.address_family = socket.AddressFamily(family)
         self.ssl_context = ssl_context
         super().__init__(address, _QuietHandler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+            # `:PORT`: one socket for IPv6 and IPv4 (mapped), whatever net.ipv6.bindv6only says
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Runs on the connection's own thread: the TLS handshake happens here too."""
@@ -214,6 +234,8 @@ class MetricsServer:
             self._config.tls.ssl_context(self._config.source) if self._config.tls else None
         )
         self._app = _application(registry, BasicAuth(self._config.basic_auth_users))
+        self.scraped = threading.Event()
+        """Set once /metrics has been served (gcd.startgate: the first cycle waits for it)."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -226,7 +248,8 @@ class MetricsServer:
     @property
     def url(self) -> str:
         scheme = "https" if self._context is not None else "http"
-        host = f"[{self._host}]" if ":" in self._host else self._host
+        bound = str(self._server.server_address[0]) if self._server else self._host
+        host = f"[{bound}]" if ":" in bound else bound
         return f"{scheme}://{host}:{self.port}/metrics"
 
     def start(self) -> None:
@@ -234,16 +257,13 @@ class MetricsServer:
         if self._server is not None:
             return
         try:
-            family = socket.getaddrinfo(
-                self._host, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )[0][0]
-            server = _Server((self._host, self._requested_port), family, self._context)
+            server = self._bind()
         except OSError as exc:
             raise UsageError(
                 f"cannot serve metrics on {self._host}:{self._requested_port}: "
                 f"{exc.strerror or exc}. Choose a free local address with --metrics-address"
             ) from exc
-        server.set_app(self._app)
+        server.set_app(_noting_scrapes(self._app, self.scraped))
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="gcd-metrics"
@@ -256,6 +276,20 @@ class MetricsServer:
             tls=self._context is not None,
             basic_auth=bool(self._config.basic_auth_users),
         )
+
+    def _bind(self) -> _Server:
+        port = self._requested_port
+        if not self._host:  # `:PORT`: dual-stack, or IPv4 alone on a host without IPv6
+            try:
+                return _Server(("::", port), socket.AF_INET6, self._context)
+            except OSError as exc:
+                if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    raise
+            return _Server(("0.0.0.0", port), socket.AF_INET, self._context)
+        family = socket.getaddrinfo(
+            self._host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0][0]
+        return _Server((self._host, port), family, self._context)
 
     def stop(self) -> None:
         """Stop accepting and close the socket. Requests in flight finish on their threads."""

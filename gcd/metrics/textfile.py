@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,11 +21,17 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from gcd.errors import StateError
+from gcd.errors import OutputError, StateError
 from gcd.host.atomic import replace_file
 from gcd.metrics.definitions import CARRIED_GAUGES, Metrics
 
-__all__ = ["DEFAULT_NAME", "read_textfile", "restore_counters", "write_textfile"]
+__all__ = [
+    "DEFAULT_NAME",
+    "check_textfile_dir",
+    "read_textfile",
+    "restore_counters",
+    "write_textfile",
+]
 
 DEFAULT_NAME = "gcd.prom"
 _CUMULATIVE = ("counter", "histogram")
@@ -68,6 +75,23 @@ def write_textfile(registry: CollectorRegistry, directory: Path, name: str = DEF
     finally:
         os.close(dir_fd)
     return target
+
+
+def check_textfile_dir(directory: Path) -> None:
+    """Raise `OutputError` unless a file can be created in `directory`: `gcd run --once
+    --textfile DIR` checks before its first deletion, so a wrong DIR never costs a run whose
+    results are then lost. A real file is made and removed (`os.access` says yes to root on a
+    read-only mount); its name does not end in `.prom`, so node_exporter never reads it."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".gcd-check.", dir=directory)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write metrics to {directory}: {exc.strerror}; nothing was deleted. Create "
+            "the directory, or give --textfile the node_exporter textfile directory "
+            "(--collector.textfile.directory), writable by gcd"
+        ) from exc
+    os.close(fd)
+    os.unlink(name)
 
 
 def read_textfile(path: Path) -> list[Metric]:

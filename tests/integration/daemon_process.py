@@ -42,6 +42,8 @@ class DaemonProcess:
             str(policy),
             *extra,
         ]
+        if "--first-scrape-wait" not in extra:
+            command += ["--first-scrape-wait", "0"]  # nothing scrapes these: no first-cycle wait
         if "--metrics-address" not in extra:
             command += ["--metrics-address", "127.0.0.1:0"]  # a free port: tests run in parallel
         self.events: list[Event] = []

@@ -161,7 +161,10 @@ def test_the_daemon_keeps_running_while_the_engine_is_unreachable(
     write_policy(policy_file, "images:\n  keep: []")
     host = f"unix://{tmp_path}/nothing-here.sock"
     with DaemonProcess(host, policy_file, state_dir) as daemon:
-        daemon.wait_for("engine_unreachable", count=2)
+        # Ready all the same (systemd would restart a daemon that never is), the engine said down
+        daemon.wait_for("daemon_ready")
+        daemon.wait_for("engine_unreachable")
+        daemon.wait_for("cycle_failed", where=lambda e: e.get("result") == "failure")
         assert daemon.process.poll() is None
     assert daemon.process.returncode == 0
 

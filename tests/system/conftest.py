@@ -1,4 +1,4 @@
-"""Session fixtures shared by the package and image tests: each is built once per session."""
+"""Fixtures shared by the system tests."""
 
 from __future__ import annotations
 
@@ -9,12 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.system import debian_package
+from tests.system import debian_package, nspawn
 from tests.system.debian_package import Packages
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def gcd_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """gcd as a wheel for the nspawn containers, built once per session."""
+    nspawn.venv_layer(REPO)  # the cached layers, built here on first use
+    return nspawn.build_gcd_wheel(REPO, tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="session")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packages]:
+    """The Debian packages +test1 and +test2 (debian_package.py), built once per session, and
+    lintian over +test2, started in the background."""
     reason = debian_package.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)

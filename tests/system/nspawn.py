@@ -156,20 +156,36 @@ def _pip_wheel(args: Sequence[str | Path]) -> None:
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", *args])
 
 
+def _key(repo: Path) -> str:
+    return hashlib.sha256(json.dumps([RECIPE, dependencies(repo)]).encode()).hexdigest()[:16]
+
+
+def _wheels(root: Path, repo: Path) -> Path:
+    """Under the cache lock: the directory of gcd's dependency wheels, built once."""
+    wheels = root / f"wheels-{_key(repo)}"
+    if not wheels.is_dir():
+        building = Path(tempfile.mkdtemp(prefix="wheels.tmp-", dir=root))
+        _pip_wheel(["-w", building, *dependencies(repo)])
+        building.rename(wheels)
+    return wheels
+
+
+def dependency_wheels(repo: Path) -> Path:
+    """The cached wheels of gcd's dependencies (built on first use; never written after)."""
+    with _cache_lock() as root:
+        return _wheels(root, repo)
+
+
 def venv_layer(repo: Path) -> Path:
     """An overlay layer with /opt/gcd: a container-made venv with gcd's dependencies."""
     base = base_root()
     deps = dependencies(repo)
-    key = hashlib.sha256(json.dumps([RECIPE, deps]).encode()).hexdigest()[:16]
+    key = _key(repo)
     with _cache_lock() as root:
         layer = root / f"venv-{key}"
         if layer.is_dir():
             return layer
-        wheels = root / f"wheels-{key}"
-        if not wheels.is_dir():
-            building = Path(tempfile.mkdtemp(prefix="wheels.tmp-", dir=root))
-            _pip_wheel(["-w", building, *deps])
-            building.rename(wheels)
+        wheels = _wheels(root, repo)
         work = Path(tempfile.mkdtemp(prefix="venv.tmp-", dir=root))
         with _overlay([base], work) as merged:
             script = (

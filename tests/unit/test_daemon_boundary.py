@@ -71,13 +71,19 @@ def test_engine_up_follows_the_probe_an_engine_error_leaves_it_and_unreachable_s
         rig.daemon.run_cycle("schedule")
         assert rig.sample("gcd_engine_up") == 1  # a 500 is an answer
         assert rig.sample("gcd_cycles_total", trigger="schedule", result="failure") == 1
+        # The client calls some HTTP errors unreachable; the socket answers: the probe decides.
         rig.engine.fail("list_images", unreachable())
         rig.daemon.run_cycle("schedule")
-        assert rig.sample("gcd_engine_up") == 0
-        assert rig.daemon.run_cycle("schedule") is not None
         assert rig.sample("gcd_engine_up") == 1
+        assert not rig.daemon.engine_lost.is_set()
     finally:
         answering.close()
+    rig.engine.fail("list_images", unreachable())
+    rig.daemon.run_cycle("schedule")  # now nothing answers at the socket either
+    assert rig.sample("gcd_engine_up") == 0
+    assert rig.daemon.engine_lost.is_set()
+    assert rig.daemon.run_cycle("schedule") is not None
+    assert rig.sample("gcd_engine_up") == 1
 
 
 def test_a_refused_cycle_says_the_engine_is_up(tmp_path: Path) -> None:

@@ -92,7 +92,10 @@ def test_a_good_reload_swaps_the_policy_and_its_schedule(tmp_path: Path) -> None
         assert rig.daemon.policy.source == "new.yaml"
         trigger = rig.daemon.scheduler.get_job("cycle").trigger
         assert trigger.interval == timedelta(hours=2)
-        assert [e["event"] for e in logs] == ["policy_reloaded"]
+        # (the probe job, running at start now, may log the fake engine's socket as down)
+        assert [e["event"] for e in logs if e["event"] != "engine_unreachable"] == [
+            "policy_reloaded"
+        ]
     finally:
         rig.close()
 

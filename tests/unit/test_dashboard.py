@@ -25,8 +25,11 @@ SUFFIXES = {
     "summary": ("", "_count", "_sum", "_created"),
     "gauge": ("",),
 }
-NOT_GCD = {"up": "Prometheus's own scrape health of the gcd job"}
-TARGET_LABELS = {"instance", "job", "le"}
+NOT_GCD = {
+    "up": "Prometheus's own scrape health of the gcd job",
+    "node_textfile_mtime_seconds": "node_exporter's age of the timer's textfile (label file)",
+}
+TARGET_LABELS = {"instance", "job", "le", "file"}
 KEYWORDS = {"and", "or", "unless", "offset", "bool"}
 _CLAUSE = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 _IDENTIFIER = re.compile(r"(?<![\w.$:])([a-zA-Z_:][\w:]*)(\s*\()?")

@@ -95,7 +95,10 @@ class TestRelease:
         plan = evaluate(one_of_each(), every_kind(), NOW)
         (img,) = (d for d in plan.decisions if d.key.kind is Kind.IMAGE)
         assert img.rule is RuleId.UNKEPT
-        assert img.detail == "no keep rule holds; released by container job (exited), removed first"
+        assert img.detail == (
+            "no keep rule holds: images.keep is empty; released by container job (exited), "
+            "removed first"
+        )
         assert img.freed_bytes == 100
 
     @pytest.mark.parametrize(

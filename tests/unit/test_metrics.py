@@ -263,8 +263,20 @@ class TestGauges:
         self, metrics: Metrics, registry: CollectorRegistry
     ) -> None:
         metrics.record_disk(0.9, 0.2, high=0.85, low=0.7, pressure=True)
-        assert value(registry, "gcd_filesystem_used_ratio", resource="bytes") == 0.9
-        assert value(registry, "gcd_filesystem_used_ratio", resource="inodes") == 0.2
+        on = {"mountpoint": "", "device": ""}  # before any mount is known
+        assert value(registry, "gcd_filesystem_used_ratio", resource="bytes", **on) == 0.9
+        metrics.record_mount("/var/lib/docker", "/dev/sdb1")
+        metrics.record_disk(0.9, 0.2, high=0.85, low=0.7, pressure=True)
+        on = {"mountpoint": "/var/lib/docker", "device": "/dev/sdb1"}
+        assert value(registry, "gcd_filesystem_used_ratio", resource="bytes", **on) == 0.9
+        assert value(registry, "gcd_filesystem_used_ratio", resource="inodes", **on) == 0.2
+        ratio = registry.get_sample_value
+        assert (
+            ratio(
+                "gcd_filesystem_used_ratio", {"resource": "bytes", "mountpoint": "", "device": ""}
+            )
+            is None
+        )
         assert value(registry, "gcd_disk_watermark_ratio", watermark="high") == 0.85
         assert value(registry, "gcd_disk_pressure") == 1
         metrics.record_disk(0.5, 0.2, high=None, low=None, pressure=False)

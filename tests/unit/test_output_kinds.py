@@ -9,6 +9,8 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from gcd.documents import plan_document, run_document, write_json
 from gcd.render import write_plan_table, write_run_table
 from tests.unit.kinds_plan import (
@@ -56,6 +58,7 @@ class TestFormat2:
             "name": "f" * 64,
             "anonymous": True,
             "driver": "local",
+            "last_used": None,
         }
         assert decisions[ANONYMOUS.name]["names"] == []
         assert decisions[NAMED.name]["volume"]["anonymous"] is False
@@ -71,8 +74,16 @@ class TestFormat2:
             "name": "ci-net",
             "driver": "bridge",
             "scope": "local",
+            "last_used": None,
         }
-        assert set(decisions[OLD.id]["image"]) == {"references", "digests", "seen_at", "created"}
+        assert set(decisions[OLD.id]["image"]) == {
+            "references",
+            "digests",
+            "seen_at",
+            "created",
+            "last_used",
+            "age_from",
+        }
         # Only its own kind's fields: no decision carries another kind's object.
         kinds = {"image", "container", "volume", "build_cache", "network"}
         for decision in decisions.values():
@@ -149,19 +160,25 @@ def cells(line: str) -> list[str]:
 
 
 class TestTables:
+    @pytest.fixture(autouse=True)
+    def no_columns(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+
     def test_the_plan_table_names_each_kind_and_object(self) -> None:
         lines = table(write_plan_table, PLAN)
-        assert cells(lines[0])[:3] == ["KIND", "NAME", "ID"]
-        assert [cells(line)[:2] for line in lines[2:-1]] == [
-            ["container", "ci-job-7"],
-            ["container", "ci-svc-db"],
-            ["image", "app:1"],
+        assert re.split(r"\s{2,}", lines[0])[:3] == ["KIND", "NAME", "ID"]
+        rows = lines[2 : lines.index("RULE            ACTION  COUNT      SIZE     FREES")]
+        # Grouped: images by repository, then each kind; newest first within a group.
+        assert [re.split(r"\s{2,}", line)[:2] for line in rows if line] == [
             ["image", "alpine:3.19"],
+            ["image", "app:1"],
+            ["container", "ci-svc-db"],
+            ["container", "ci-job-7"],
             ["volume", "<anonymous>"],
             ["volume", "ci-cache-go"],
-            ["network", "ci-net"],
-            ["build_cache", "local source for context"],
             ["build_cache", "regular"],  # no description: its type
+            ["build_cache", "local source for context"],
+            ["network", "ci-net"],
         ]
         assert lines[-1] == (
             "2 containers, 2 images, 2 volumes, 1 network, 2 build-cache records: "

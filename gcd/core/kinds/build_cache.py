@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from gcd.core.ages import last_use, not_yet
 from gcd.core.kind import Kind
 from gcd.core.plan import Judgement
 from gcd.core.records import BuildCacheRecord, Snapshot
@@ -45,6 +46,12 @@ def _depth(record: BuildCacheRecord, by_id: Mapping[str, BuildCacheRecord]) -> i
     return depth
 
 
+def _used(record: BuildCacheRecord, now: datetime) -> str:
+    """`last used 5m ago`, or `never used, created 5m ago`."""
+    since = f"created {format_duration(max(now - record.created, timedelta(0)))} ago"
+    return last_use(record.last_used, now, since)
+
+
 def _guard(record: BuildCacheRecord, safety: Safety, now: datetime) -> tuple[RuleId, str] | None:
     if record.in_use:
         return RuleId.IN_USE, "in use by a build"
@@ -54,7 +61,8 @@ def _guard(record: BuildCacheRecord, safety: Safety, now: datetime) -> tuple[Rul
         return RuleId.CREATED_IN_FUTURE, f"CreatedAt {record.created.isoformat()} is in the future"
     idle = max(now - record.idle_since, timedelta(0))
     if idle < safety.min_age:
-        return RuleId.MIN_AGE, f"last used {format_duration(idle)} ago < safety.min_age"
+        shown = _used(record, now)
+        return RuleId.MIN_AGE, not_yet(shown, idle, safety.min_age, "safety.min_age")
     return None
 
 
@@ -86,7 +94,7 @@ def _trim(
         decided[leaf.id] = (
             RuleId.OVER_SIZE,
             f"cache {format_bytes(size)} > max_size {format_bytes(limit_bytes)}; least "
-            f"recently used (last used {format_duration(now - leaf.idle_since)} ago)",
+            f"recently used ({_used(leaf, now)})",
         )
         size -= leaf.size_bytes
 
@@ -115,7 +123,7 @@ def _decisions(
             candidates.append(record)
             if section.unused_for is not None:
                 limit = spell_duration(section.unused_for)
-                detail = f"last used {format_duration(idle)} ago; unused_for {limit}"
+                detail = f"{_used(record, now)}; unused_for {limit}"
                 decided[record.id] = (RuleId.UNUSED_WITHIN, detail)
             else:
                 decided[record.id] = (RuleId.WITHIN_SIZE, "within build_cache.max_size")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from gcd.core.ages import not_yet
 from gcd.core.kind import Kind
 from gcd.core.patterns import NamePattern, Pattern
 from gcd.core.plan import Judgement
@@ -126,7 +127,9 @@ def _decide(
         return RuleId.CREATED_IN_FUTURE, f"Created {container.created.isoformat()} is in the future"
     age = _age(container, now)
     if age < safety.min_age:
-        return RuleId.MIN_AGE, f"{_stopped(container, now)} < safety.min_age"
+        return RuleId.MIN_AGE, not_yet(
+            _stopped(container, now), age, safety.min_age, "safety.min_age"
+        )
     for rule in section.keep:
         if rule.holds(container):
             return rule.rule_id, rule.describe()

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gcd.core.ages import last_use as last_use_text
+from gcd.core.ages import not_yet
 from gcd.core.compose import UNRESOLVED, ComposeImages
 from gcd.core.holders import holders
 from gcd.core.kind import Kind
@@ -72,6 +74,14 @@ class KeepRule:
             ref.repository
             for ref in image.references
             if any(pattern.matches(ref) for pattern in self.references)
+        )
+
+    def matched(self, image: Image) -> tuple[Reference, ...]:
+        """The image's references this rule's patterns match (all of them, without patterns)."""
+        if not self.references:
+            return image.references
+        return tuple(
+            ref for ref in image.references if any(p.matches(ref) for p in self.references)
         )
 
     def describe(self) -> str:
@@ -161,7 +171,8 @@ def _rule_holds(
         rank = newest[rule.index].get(image.id)
         if rank is None:
             return None
-        return f"{rule.describe()}: #{rank} newest in its repository"
+        named = f" ({_names(rule.matched(image))})" if rule.references else ""
+        return f"{rule.describe()}: #{rank} newest in its repository{named}"
     if rule.younger_than is not None:
         if age >= rule.younger_than:
             return None
@@ -170,8 +181,65 @@ def _rule_holds(
         idle = now - last_use(image)
         if idle >= rule.used_within:
             return None
-        return f"{rule.describe()}: last used {format_duration(idle)} ago"
+        return f"{rule.describe()}: {_used(image, now)}"
+    if rule.references:
+        return f"{rule.describe()}: {_names(rule.matched(image))}"
     return rule.describe()
+
+
+def _names(references: tuple[Reference, ...], limit: int = 2) -> str:
+    """`localhost:5000/reports:v3`, or the first two and how many more."""
+    shown = ", ".join(ref.familiar for ref in references[:limit])
+    more = len(references) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _used(image: Image, now: datetime) -> str:
+    """`last used 5m ago`, or `never used, local age 5m` (a window then counts from the
+    start of local age)."""
+    return last_use_text(
+        image.last_used, now, f"local age {format_duration(local_age(image, now))}"
+    )
+
+
+def _why_not(
+    rule: KeepRule,
+    image: Image,
+    age: timedelta,
+    newest: dict[int, dict[str, int]],
+    now: datetime,
+) -> str:
+    """Why `rule` does not keep `image`, briefly: the first of its conditions that fails."""
+    if rule.compose:
+        return "no Compose service names it"
+    if image.is_dangling and not rule.applies_to_dangling and not rule.references:
+        return "not for dangling images"
+    if not rule.matches_labels(image):
+        return "labels differ"
+    if rule.references and not rule.matching_repositories(image):
+        return "matches none of its names" if image.references else "it has no name"
+    if rule.newest is not None:
+        return f"not among the {rule.newest} newest in its repository"
+    if rule.younger_than is not None:
+        return f"local age {format_duration(age)} >= {spell_duration(rule.younger_than)}"
+    if rule.used_within is not None:
+        return f"{_used(image, now)} >= {spell_duration(rule.used_within)}"
+    return "does not hold"  # every condition above held: unreachable for a rule that failed
+
+
+def _unkept(
+    section: ImagePolicy,
+    image: Image,
+    age: timedelta,
+    newest: dict[int, dict[str, int]],
+    now: datetime,
+) -> str:
+    if not section.keep:
+        return "no keep rule holds: images.keep is empty"
+    tried = "; ".join(
+        f"keep[{rule.index}] {_why_not(rule, image, age, newest, now)}" for rule in section.keep
+    )
+    return f"no keep rule holds: {tried}"
 
 
 def _compose_holds(rule: KeepRule, image: Image) -> str | None:
@@ -200,16 +268,19 @@ def _decide(
     if image.created is not None and image.created > now:
         return RuleId.CREATED_IN_FUTURE, f"Created {image.created.isoformat()} is in the future"
     if age < safety.min_age:
-        return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
+        shown = f"local age {format_duration(age)}"
+        return RuleId.MIN_AGE, not_yet(shown, age, safety.min_age, "safety.min_age")
     for rule in section.keep:
         detail = _rule_holds(rule, image, age, newest, now)
         if detail is not None:
             return rule.rule_id, detail
     if image.is_dangling:
-        if age < section.dangling.keep_within:
-            return RuleId.DANGLING_WITHIN, f"dangling, local age {format_duration(age)}"
-        return RuleId.DANGLING, f"dangling, local age {format_duration(age)}"
-    return RuleId.UNKEPT, "no keep rule holds"
+        within = section.dangling.keep_within
+        shown = f"dangling, local age {format_duration(age)}"
+        if age < within:
+            return RuleId.DANGLING_WITHIN, not_yet(shown, age, within, "dangling.keep_within")
+        return RuleId.DANGLING, f"{shown} >= dangling.keep_within {spell_duration(within)}"
+    return RuleId.UNKEPT, _unkept(section, image, age, newest, now)
 
 
 def _deletion_order(image: Image) -> tuple[int, float, str]:

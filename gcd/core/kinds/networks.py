@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gcd.core.ages import not_yet
 from gcd.core.holders import holders as find_holders
 from gcd.core.kind import Kind
 from gcd.core.plan import Judgement
@@ -55,7 +56,8 @@ def _decide(
         return RuleId.CREATED_IN_FUTURE, f"Created {network.created.isoformat()} is in the future"
     age = max(now - network.seen_at, timedelta(0))
     if age < safety.min_age:
-        return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
+        shown = f"local age {format_duration(age)}"
+        return RuleId.MIN_AGE, not_yet(shown, age, safety.min_age, "safety.min_age")
     limit = spell_duration(section.unused_for)
     if _of(network, released):
         who = ", ".join(_of(network, released))

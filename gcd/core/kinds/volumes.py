@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gcd.core.ages import not_yet
 from gcd.core.holders import holders as find_holders
 from gcd.core.kind import Kind
 from gcd.core.patterns import NamePattern
@@ -100,7 +101,8 @@ def _decide(
         return RuleId.CREATED_IN_FUTURE, f"CreatedAt {volume.created.isoformat()} is in the future"
     age = max(now - volume.seen_at, timedelta(0))
     if age < safety.min_age:
-        return RuleId.MIN_AGE, f"local age {format_duration(age)} < safety.min_age"
+        shown = f"local age {format_duration(age)}"
+        return RuleId.MIN_AGE, not_yet(shown, age, safety.min_age, "safety.min_age")
     for rule in section.keep:
         if _holds(rule, volume):
             return rule_id(rule), describe(rule)

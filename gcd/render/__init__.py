@@ -1,4 +1,5 @@
-"""Plans and run reports for people: rich tables. JSON for scripts is in `gcd.documents`.
+"""Plans and run reports for people: rich tables. JSON for scripts is in `gcd.documents`;
+the plan table is in `gcd.render.plan_table`, `gcd explain`'s story in `gcd.render.story`.
 
 Every row names its kind and the object as `docker` would show it: an image by its tags, a
 container, volume or network by its name (an anonymous volume as `<anonymous>`), a build-cache
@@ -16,9 +17,9 @@ from rich.table import Table
 
 from gcd.core.kind import Key, Kind
 from gcd.core.kinds.images import image_of
-from gcd.core.plan import Decision, Plan
+from gcd.core.plan import Decision
 from gcd.core.records import BuildCacheRecord, Volume
-from gcd.core.units import format_bytes, format_duration
+from gcd.core.units import format_bytes
 from gcd.engine.outcomes import OutcomeStatus, Report
 
 _PLURALS = {
@@ -76,40 +77,6 @@ def _console(out: IO[str]) -> Console:
     return Console(file=out, width=None if out.isatty() else 200, soft_wrap=False)
 
 
-def write_plan_table(plan: Plan, out: IO[str]) -> None:
-    table = Table(show_edge=False, pad_edge=False)
-    columns = ("KIND", "NAME", "ID", "AGE", "SIZE", "FREES", "DECISION", "RULE", "DETAIL")
-    for column in columns:
-        if column in {"AGE", "SIZE", "FREES"}:
-            table.add_column(column, justify="right", no_wrap=True)
-        else:
-            table.add_column(column, no_wrap=column != "DETAIL")
-    for decision in plan.decisions:
-        table.add_row(
-            decision.key.kind.value,
-            "\n".join(names(decision)),
-            decision.key.short,
-            format_duration(decision.age),
-            format_bytes(decision.subject.size_bytes),
-            format_bytes(decision.freed_bytes) if decision.deletes else "",
-            "delete" if decision.deletes else "keep",
-            decision.rule.value,
-            decision.detail,
-        )
-    console = _console(out)
-    console.print(table)
-    counted = count_kinds(d.key for d in plan.decisions) or "0 objects"
-    console.print(
-        f"{counted}: {len(plan.deletions)} to delete, {len(plan.kept)} kept; "
-        f"frees {format_bytes(plan.freed_bytes)} of {format_bytes(plan.total_bytes)}",
-        highlight=False,
-    )
-    if plan.refusal:
-        console.print(f"REFUSED: {plan.refusal}", highlight=False)
-    if plan.busy:
-        console.print(f"BUSY: {plan.busy}", highlight=False)
-
-
 def write_run_table(report: Report, freed_bytes: int, out: IO[str]) -> None:
     table = Table(show_edge=False, pad_edge=False)
     for column in ("KIND", "NAME", "ID", "RULE", "OUTCOME", "FREED", "DETAIL"):
@@ -136,3 +103,9 @@ def write_run_table(report: Report, freed_bytes: int, out: IO[str]) -> None:
         console.print(f"ABORTED: {report.aborted}", highlight=False)
     if report.time_up:
         console.print(f"TIME UP: {report.time_up}", highlight=False)
+
+
+# At the end: the plan table uses the helpers above (`names`, `count_kinds`, `_console`).
+from gcd.render.plan_table import write_plan_table  # noqa: E402
+
+__all__ = ["ANONYMOUS", "NO_NAME", "count_kinds", "names", "write_plan_table", "write_run_table"]
