@@ -123,7 +123,12 @@ def test_a_daemon_cycle_in_the_container_removes_garbage_but_not_its_image(
     built: Built, tmp_path: Path
 ) -> None:
     dangling = dangling_image(built.api, "daemon")
-    container = docker_run(built, greedy_policy(tmp_path), detach=True).strip()
+    # The image's command, but that the first cycle does not wait (up to 60 s) for a first
+    # scrape of /metrics: no Prometheus reaches a container without a network.
+    command = ["daemon", "--policy", "/etc/gcd/policy.yaml", "--state-dir", "/var/lib/gcd"]
+    command += ["--metrics-address", "0.0.0.0:9795", "--first-scrape-wait", "0"]
+    assert built.api.inspect_image(built.tag)["Config"]["Cmd"] == command[:-2]
+    container = docker_run(built, greedy_policy(tmp_path), *command, detach=True).strip()
     try:
 
         def finished() -> dict[str, Any] | None:

@@ -145,6 +145,12 @@ def wait_for_count(container: Container, name: str, at_least: int) -> None:
     wait_for(f"{at_least} {name!r} event(s) in gcd.service's journal", probe, timeout=120)
 
 
+def scrape(container: Container) -> str:
+    """GET /metrics on the daemon's default loopback address, from inside the container."""
+    script = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9795/metrics').read())"
+    return container.run("python3", "-c", script).stdout
+
+
 def installed_version(container: Container) -> str:
     shown = container.run("dpkg-query", "-W", "-f", "${Version} ${db:Status-Abbrev}", "gcd")
     return shown.stdout.strip()
@@ -164,6 +170,8 @@ def test_install_cycle_reload_upgrade_remove_purge(packages: Packages, engine: H
         assert host.show("gcd.timer", "UnitFileState") == "disabled"
         wait_for_count(host, "daemon_ready", 1)
         assert "usage: gcd" in host.run("/usr/bin/gcd", "--help").stdout
+        # A first scrape, as Prometheus makes it: the first cycle waits for one (up to 60 s).
+        assert "gcd_" in scrape(host)
 
         # The shipped policy deletes nothing: its plan, as the service's user (the README's
         # first step), deletes nothing although a dangling image is there.
