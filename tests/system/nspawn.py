@@ -336,15 +336,20 @@ def _shutdown(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def booted(
-    repo: Path, engine_dir: Path | None = None, docker_gid: int | None = None
+    repo: Path,
+    engine_dir: Path | None = None,
+    docker_gid: int | None = None,
+    *,
+    bare: bool = False,
 ) -> Iterator[Container]:
     """Boot a throwaway container over the cached layers; always halted and removed after.
 
     `engine_dir` is the host directory holding the engine's `docker.sock`; it is bound at
     /run/docker-host and linked as /run/docker.sock, with a `docker` group of `docker_gid`.
-    The repository is bound read-only at /src.
+    The repository is bound read-only at /src. `bare`: the debootstrapped root alone, without
+    the cached /opt/gcd venv (for the Debian package, which brings its own).
     """
-    layers = [venv_layer(repo), base_root()]
+    layers = [base_root()] if bare else [venv_layer(repo), base_root()]
     work = Path(tempfile.mkdtemp(prefix="gcd-nspawn-"))
     name = f"gcdtest-{os.getpid()}-{secrets.token_hex(3)}"  # letters, digits, "-" only
     console = work / "console.log"
