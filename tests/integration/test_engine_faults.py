@@ -293,29 +293,31 @@ def test_a_listing_hung_in_the_snapshot_ends_the_run_within_its_bound(
     )
 
 
-def test_a_listing_hung_during_the_run_gives_up_after_three(host: Host, fast: None) -> None:
-    """The executor lists containers before each image: hung, each is a strike; at the third
-    the engine is down, and the rest is not attempted (exit 3), in seconds, not hours."""
+def test_a_container_listing_hung_after_the_deletions_costs_one_timeout(
+    host: Host, fast: None
+) -> None:
+    """The executor lists no containers before a single-tag delete (the engine's own 409
+    guards it); the run's one later listing is the sweep for images removed under a container.
+    Hung, it costs one read timeout and a warning, not the run: the deletions stand."""
     with EngineProxy(host.engine.socket) as proxy:
         proxy.fault(_after_first(_get("/containers/json")), Fault.hang())
         started = time.monotonic()
         done = host.gcd(proxy.host, "run", "--once", "-o", "json")
         elapsed = time.monotonic() - started
     _no_traceback(done)
-    assert done.returncode == 3, done.stderr
-    outcomes = _outcomes(done)
-    assert sorted(outcomes.values()) == ["failed", "failed", "not_attempted", "not_attempted"]
-    assert "gave up on the engine" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert sorted(_outcomes(done).values()) == ["removed"] * len(host.doomed)
+    assert "orphan_check_failed" in done.stderr
     assert elapsed < 20
-    assert set(host.doomed) <= host.present()
+    assert not set(host.doomed) & host.present()
     assert host.wrongly_removed() == 0
     record(
         Figure(
             area=AREA,
-            scenario="GET /containers/json hangs during a run",
+            scenario="GET /containers/json hangs after the deletions",
             at_risk=host.at_risk,
             wrongly_removed=host.wrongly_removed(),
-            faults=3,
+            faults=1,
         )
     )
 
