@@ -16,11 +16,10 @@ from datetime import datetime
 from gcd.core.accounting import StorageAccount
 from gcd.core.kinds.images import (
     ImagePolicy,
-    KeepRule,
     _newest_sets,
     _rule_holds,
-    last_use,
     local_age,
+    why_not_kept,
 )
 from gcd.core.plan import Decision, Plan
 from gcd.core.policy import Policy
@@ -108,34 +107,6 @@ def _guards(image: Image, snapshot: Snapshot, policy: Policy, plan: Plan) -> lis
     ]
 
 
-def _why_not(rule: KeepRule, image: Image, snapshot: Snapshot, plan: Plan) -> str:
-    """Briefly, why `rule` does not keep `image`: the first condition that fails."""
-    now = plan.created_at
-    if rule.compose:
-        return "no service of those Compose files names it"
-    if image.is_dangling and not rule.applies_to_dangling and not rule.references:
-        return "dangling: only label rules (without newest) apply to dangling images"
-    if not rule.matches_labels(image):
-        return "its labels do not match"
-    if rule.references and not rule.matching_repositories(image):
-        shown = ", ".join(r.familiar for r in image.references) or "it has no references"
-        return f"no pattern matches {shown}"
-    if rule.newest is not None:
-        return f"not among the {rule.newest} newest of its repositories"
-    if rule.younger_than is not None:
-        age = format_duration(local_age(image, now))
-        return f"local age {age} ≥ {spell_duration(rule.younger_than)}"
-    if rule.used_within is not None:
-        if image.last_used is None:
-            since = format_duration(now - last_use(image))
-            return f"never used (counted from first seen, {since} ago) ≥ " + spell_duration(
-                rule.used_within
-            )
-        idle = format_duration(now - last_use(image))
-        return f"last used {idle} ago ≥ {spell_duration(rule.used_within)}"
-    return "does not hold"
-
-
 def _rules(image: Image, section: ImagePolicy, snapshot: Snapshot, plan: Plan) -> list[Step]:
     now = plan.created_at
     images = tuple(sorted(snapshot.images, key=lambda i: i.id))
@@ -146,7 +117,7 @@ def _rules(image: Image, section: ImagePolicy, snapshot: Snapshot, plan: Plan) -
         name = rule.describe()
         detail = _rule_holds(rule, image, age, newest, now)
         if detail is None:
-            said = _why_not(rule, image, snapshot, plan)
+            said = why_not_kept(rule, image, age, newest, now)  # the plan's own words
         else:  # the plan's detail names the rule first; the step's name says it already
             said = detail.removeprefix(name).removeprefix(": ") or "holds"
         steps.append(Step(name, rule.rule_id, detail is not None, said))

@@ -52,7 +52,7 @@ def test_gcd_explain_tells_an_images_story(
     assert "containers: none" in text
     assert "last use:   never" in text
     assert "keep.reference" in text
-    assert "no pattern matches app:1" in text
+    assert "matches none of its names" in text
     assert "plan: delete (delete.unkept)" in text
 
     done = gcd(

@@ -50,13 +50,13 @@ def test_every_rule_is_tried_and_the_deciding_one_marked() -> None:
         (RuleId.NEWEST, False, False),  # app:3 is the newest
     ]
     assert story.decision.rule is RuleId.REFERENCE
-    assert story.steps[4].detail == "not among the 1 newest of its repositories"
+    assert story.steps[4].detail == "not among the 1 newest in its repository"
 
 
 def test_a_deleted_image_says_why_each_rule_failed_and_what_it_frees() -> None:
     story = tell(SNAPSHOT, POLICY, PLAN, OLD)
     assert story.decision.rule is RuleId.UNKEPT
-    assert story.steps[3].detail == "no pattern matches app:1"
+    assert story.steps[3].detail == "matches none of its names"
     assert story.steps[-1].rule is RuleId.UNKEPT
     assert story.steps[-1].decides
     assert story.alone_bytes == 100  # its own layer; the base is kept by app:2
@@ -110,7 +110,7 @@ class TestCommand:
         assert code == 0
         assert "tags:       app:1" in text
         assert "→ keep.min_age" in text  # first seen now: the guard decides
-        assert "no pattern matches app:1" in text
+        assert "matches none of its names" in text
         code, out, _ = self.run(tmp_path, monkeypatch, "app:2", "-o", "json")
         document = json.loads(out)
         assert code == 0

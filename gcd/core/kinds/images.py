@@ -202,7 +202,7 @@ def _used(image: Image, now: datetime) -> str:
     )
 
 
-def _why_not(
+def why_not_kept(
     rule: KeepRule,
     image: Image,
     age: timedelta,
@@ -237,7 +237,7 @@ def _unkept(
     if not section.keep:
         return "no keep rule holds: images.keep is empty"
     tried = "; ".join(
-        f"keep[{rule.index}] {_why_not(rule, image, age, newest, now)}" for rule in section.keep
+        f"keep[{rule.index}] {why_not_kept(rule, image, age, newest, now)}" for rule in section.keep
     )
     return f"no keep rule holds: {tried}"
 
