@@ -107,6 +107,14 @@ class Bookkeeping:
                 self.incidents.append(("name", name, holder))
 
 
+def _exists(api: docker.APIClient, image_id: str) -> bool:
+    try:
+        api.inspect_image(image_id)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
 def racer(
     book: Bookkeeping, stop: threading.Event, pace: float, step: Callable[[random.Random], None]
 ) -> threading.Thread:
@@ -158,7 +166,9 @@ def test_a_race_load_never_costs_a_kept_image_or_a_containers_image(
                 command=["true"],
                 host_config=engine_api.create_host_config(network_mode="none"),
             )
-        except docker.errors.NotFound:
+        except docker.errors.APIError as exc:  # a 500 as for a tag (move_kept_tag)
+            if not isinstance(exc, docker.errors.NotFound) and _exists(engine_api, target):
+                raise
             book.count("too late for a container")  # gcd was first: fine
             book.gone(target)
             return
@@ -194,7 +204,11 @@ def test_a_race_load_never_costs_a_kept_image_or_a_containers_image(
         book.still_holds(engine_api, name)
         try:
             engine_api.tag(target, reference.familiar.split(":")[0], reference.tag)
-        except docker.errors.NotFound:
+        except docker.errors.APIError as exc:
+            # 404 when gcd deleted the image first; 20.10 answers 500 when the delete is still
+            # under way in the engine (seen once in CI): gone afterwards, that is the same.
+            if not isinstance(exc, docker.errors.NotFound) and _exists(engine_api, target):
+                raise
             book.count("too late for a tag")
             book.gone(target)
             return
