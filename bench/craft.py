@@ -1,116 +1,25 @@
 """A build host crafted offline: docker-save tarballs of images with exact `created` dates,
 shared layers and several tags, loaded with `POST /images/load`, and containers created (not
-started) from some of them. Nothing is pulled or built. The layout is the one
-tests/integration/images.py writes; bench/ keeps its own copy so that it imports no test code.
+started) from some of them. Nothing is pulled or built. The images are those
+tests/integration/images.py crafts (one format, one copy); loads and creates go through the
+bench's own connections, several at a time.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import tarfile
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from bench.engine import UnixConnection, socket_path
+from tests.integration.images import ImageSpec, archive, image, image_id, layer, runnable_layer
 
-_FIXED_MTIME = 1_600_000_000
+__all__ = ["Host", "ImageSpec", "build_host", "call", "image", "layer", "load", "runnable_layer"]
+
 LOAD_BATCH = 500
-
-
-@dataclass(frozen=True)
-class Layer:
-    tar: bytes = field(repr=False)
-    seed: str
-
-    @property
-    def diff_id(self) -> str:
-        return "sha256:" + hashlib.sha256(self.tar).hexdigest()
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    layers: tuple[Layer, ...]
-    tags: tuple[str, ...]
-    created: datetime
-
-    def config(self) -> bytes:
-        stamp = self.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": stamp,
-            "config": {"Cmd": ["sh"], "Env": []},
-            "rootfs": {"type": "layers", "diff_ids": [item.diff_id for item in self.layers]},
-            "history": [
-                {"created": stamp, "created_by": f"COPY {item.seed} /"} for item in self.layers
-            ],
-        }
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _tar(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
-    links = links or {}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for directory in sorted({name.rpartition("/")[0] for name in [*files, *links]} - {""}):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, _FIXED_MTIME
-            tar.addfile(info)
-        for name, content in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(content), 0o755, _FIXED_MTIME
-            tar.addfile(info, io.BytesIO(content))
-        for name, target in sorted(links.items()):
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, _FIXED_MTIME
-            tar.addfile(info)
-    return buffer.getvalue()
-
-
-@cache
-def layer(size_bytes: int, seed: str) -> Layer:
-    """One file of exactly `size_bytes` deterministic bytes: same seed, same layer."""
-    block = hashlib.sha256(seed.encode()).digest()
-    content = (block * (size_bytes // len(block) + 1))[:size_bytes]
-    return Layer(_tar({f"data/{hashlib.sha1(seed.encode()).hexdigest()}": content}), seed)
-
-
-@cache
-def runnable_layer() -> Layer:
-    """The system's busybox as /bin/sh, /bin/sleep and /bin/true: containers that run."""
-    links = {f"bin/{tool}": "busybox" for tool in ("sh", "sleep", "true")}
-    return Layer(_tar({"bin/busybox": Path("/bin/busybox").read_bytes()}, links), "busybox")
-
-
-def archive(specs: list[ImageSpec]) -> bytes:
-    files: dict[str, bytes] = {}
-    manifest = []
-    for spec in specs:
-        config = spec.config()
-        config_name = hashlib.sha256(config).hexdigest() + ".json"
-        files[config_name] = config
-        names = []
-        for item in spec.layers:
-            name = item.diff_id.removeprefix("sha256:") + "/layer.tar"
-            files[name] = item.tar
-            names.append(name)
-        manifest.append(
-            {"Config": config_name, "RepoTags": list(spec.tags) or None, "Layers": names}
-        )
-    files["manifest.json"] = json.dumps(manifest).encode()
-    return _tar(files)
-
-
-def image_id(spec: ImageSpec) -> str:
-    """The config digest: the image's id on a graphdriver engine."""
-    return "sha256:" + hashlib.sha256(spec.config()).hexdigest()
 
 
 def call(host: str, method: str, path: str, body: bytes | None = None) -> Any:
@@ -136,7 +45,7 @@ def load(host: str, specs: list[ImageSpec]) -> None:
             connection.request(
                 "POST",
                 "/images/load?quiet=1",
-                body=archive(specs[start : start + LOAD_BATCH]),
+                body=archive(*specs[start : start + LOAD_BATCH]),
                 headers={"Content-Type": "application/x-tar"},
             )
             response = connection.getresponse()
@@ -170,7 +79,13 @@ def kept_images(count: int, now: datetime) -> list[ImageSpec]:
         # `latest` and `r…` move between images: later loads take them, older images keep b….
         own = layer(512, f"keep-{n}")
         specs.append(
-            ImageSpec((bases[n % 8], tools[n % 40], own), tags, now - timedelta(minutes=count - n))
+            image(
+                bases[n % 8],
+                tools[n % 40],
+                own,
+                tags=tags,
+                created=now - timedelta(minutes=count - n),
+            )
         )
     return specs
 
@@ -184,7 +99,9 @@ def victim_images(count: int, now: datetime) -> list[ImageSpec]:
     for n in range(count):
         tags = () if n % 5 == 4 else (f"bench/old/job{n % 40}:run{n}",)
         own = layer(768, f"old-{n}")
-        specs.append(ImageSpec((bases[n % 8], own), tags, now - timedelta(days=60, minutes=n)))
+        specs.append(
+            image(bases[n % 8], own, tags=tags, created=now - timedelta(days=60, minutes=n))
+        )
     return specs
 
 

@@ -11,17 +11,16 @@ ratios to the raw list time; no absolute number is asserted anywhere.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import docker
 
-from bench.craft import ImageSpec, layer, load
-from bench.engine import PrivateEngine
+from bench.craft import ImageSpec, image, layer, load
+from bench.engine import bench_engine
+from bench.timing import median_of
 from gcd.config.loader import load_policy
 from gcd.core.evaluate import evaluate
 from gcd.cycle import plan_once
@@ -33,23 +32,15 @@ from gcd.logs import configure_logging
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def best_of(repeat: int, action: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def crafted(count: int) -> list[ImageSpec]:
     now = datetime.now(UTC)
     base = layer(4096, "bench-base")
     return [
-        ImageSpec(
-            (base, layer(1024, f"bench-{n}")),
-            (f"registry.example.com/team/svc{n % 50}:b{n}",),
-            now - timedelta(hours=n),
+        image(
+            base,
+            layer(1024, f"bench-{n}"),
+            tags=(f"registry.example.com/team/svc{n % 50}:b{n}",),
+            created=now - timedelta(hours=n),
         )
         for n in range(count)
     ]
@@ -62,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("console", "warning")
     policy = load_policy(ROOT / "policy.example.yaml")
-    with tempfile.TemporaryDirectory() as scratch, PrivateEngine() as private:
+    with tempfile.TemporaryDirectory() as scratch, bench_engine() as private:
         api = docker.APIClient(base_url=private.host, version="auto")
         specs = crafted(args.images)
         load(private.host, specs)
@@ -72,15 +63,15 @@ def main() -> None:
             api.images()
             api.containers(all=True)
 
-        raw = best_of(args.repeat, raw_lists)
+        raw = median_of(args.repeat, raw_lists)
         state_dir = Path(scratch) / "state"
         started = time.perf_counter()
         plan_once(engine, policy, state_dir)
         cold = time.perf_counter() - started
-        warm = best_of(args.repeat, lambda: plan_once(engine, policy, state_dir))
+        warm = median_of(args.repeat, lambda: plan_once(engine, policy, state_dir))
         snapshot = take_snapshot(engine, State.load(state_dir), datetime.now(UTC))
         now = datetime.now(UTC)
-        pure = best_of(args.repeat, lambda: evaluate(snapshot, policy, now))
+        pure = median_of(args.repeat, lambda: evaluate(snapshot, policy, now))
         print(f"images: {args.images}")
         print(f"raw list calls (reference):      {raw * 1000:8.1f} ms   1.00x")
         print(f"gcd plan, warm (state known):    {warm * 1000:8.1f} ms   {warm / raw:5.2f}x")

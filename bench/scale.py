@@ -41,7 +41,7 @@ from pathlib import Path
 
 from bench import startup
 from bench.craft import Host, build_host, call, load
-from bench.engine import PrivateEngine, socket_path
+from bench.engine import PrivateEngine, bench_engine, socket_path
 from bench.proxy import CountingProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,7 +325,7 @@ def run_size(
     TIMEOUTS.clear()
     if timeouts is not None:
         TIMEOUTS[ENGINE_TIMEOUTS] = timeouts
-    with PrivateEngine() as engine, tempfile.TemporaryDirectory(prefix="gcd-bench-") as scratch:
+    with bench_engine() as engine, tempfile.TemporaryDirectory(prefix="gcd-bench-") as scratch:
         root = Path(scratch)
         root.chmod(0o755)
         started = time.perf_counter()

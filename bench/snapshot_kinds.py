@@ -21,11 +21,10 @@ Prints medians and their ratio to the reference; no absolute number is asserted 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,8 +32,9 @@ from typing import Any
 
 import docker
 
-from bench.craft import ImageSpec, load, runnable_layer
-from bench.engine import PrivateEngine
+from bench.craft import image, load, runnable_layer
+from bench.engine import bench_engine
+from bench.timing import median_of
 from gcd.config.loader import parse_policy
 from gcd.core.budget import Pressure
 from gcd.core.evaluate import evaluate
@@ -61,15 +61,6 @@ build_cache: {unused_for: 7d}
 networks: {unused_for: 1d}
 """
 THREADS = 6
-
-
-def median_of(repeat: int, action: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 class Clients:
@@ -118,7 +109,7 @@ def _container(clients: Clients, number: int, volume: str | None, start: bool) -
 def populate(clients: Clients, containers: int, volumes: int) -> None:
     """`containers` containers, 60 % of them run to exit; `volumes` volumes, the first half
     mounted (and written to) by one started container each."""
-    load(clients.host, [ImageSpec((runnable_layer(),), (TAG,), datetime.now(UTC))])
+    load(clients.host, [image(runnable_layer(), tags=(TAG,), created=datetime.now(UTC))])
     names = [f"bench-vol-{n}" for n in range(volumes)]
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(lambda name: clients.get().create_volume(name), names))
@@ -142,7 +133,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     configure_logging("console", "warning")
-    with tempfile.TemporaryDirectory() as scratch, PrivateEngine() as private:
+    with tempfile.TemporaryDirectory() as scratch, bench_engine() as private:
         clients = Clients(private.host)
         started = time.perf_counter()
         populate(clients, args.containers, args.volumes)
