@@ -11,23 +11,22 @@ deploy/prometheus/README.md.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import time
 from collections import Counter as Tally  # prometheus_client has the name Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gcd import __version__
 from gcd.core.attribution import apportion, still_reclaimable
-from gcd.core.compose import ComposeImages
 from gcd.core.kind import Key, Kind
 from gcd.core.plan import Plan
 from gcd.core.rules import RuleId
 from gcd.engine.outcomes import OutcomeStatus, Report
 from gcd.metrics.disk import DiskFigures
+from gcd.metrics.policy import PolicyFigures
 from gcd.metrics.results import (
     CARRIED_GAUGES,
     DURATION_BUCKETS,
@@ -52,7 +51,7 @@ __all__ = [
 ]
 
 
-class Metrics(DiskFigures):
+class Metrics(DiskFigures, PolicyFigures):
     """All of gcd's metrics on `registry`. Methods record facts; none of them raises on data
     from a real run, and none does I/O."""
 
@@ -377,30 +376,5 @@ class Metrics(DiskFigures):
     def set_engine_up(self, up: bool) -> None:
         self.engine_up.set(1 if up else 0)
 
-    def record_policy_loaded(self, content: bytes) -> str:
-        """The policy file's bytes now in force; returns their sha256 (hex)."""
-        digest = hashlib.sha256(content).hexdigest()
-        self.policy_info.clear()
-        self.policy_info.labels(digest).set(1)
-        self.policy_reload_success.set(1)
-        return digest
-
-    def record_policy_reload_failed(self) -> None:
-        """A reload was rejected; the previous policy (and its gcd_policy_info) stays."""
-        self.policy_reload_success.set(0)
-
     def record_safety_abort(self) -> None:
         self.safety_aborts.inc()
-
-    def record_compose(self, read: Iterable[ComposeImages]) -> None:
-        """What the compose rules read in a cycle: files by state, globs matching none."""
-        failed: set[str] = set()
-        ok: set[str] = set()
-        unmatched = 0
-        for images in read:
-            failed |= {failure.file for failure in images.failures}
-            ok |= set(images.files)
-            unmatched += len(images.unmatched_globs)
-        self.compose_files.labels("ok").set(len(ok - failed))
-        self.compose_files.labels("failed").set(len(failed))
-        self.compose_globs_unmatched.set(unmatched)
