@@ -1,9 +1,12 @@
 """gcd: policy-driven garbage collection for Docker hosts."""
 
 import importlib
+import importlib.machinery
 import os
 import sys
 import types
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -20,9 +23,57 @@ class _OnFirstUse(types.ModuleType):
         return getattr(real, attribute)
 
 
-def _import_structlog_lean() -> None:
+_after_structlog: list[Callable[[], None]] = []
+
+
+def when_structlog_imported(callback: Callable[[], None]) -> None:
+    """Call `callback` once structlog is imported: now if it is, else right after whoever
+    imports it first (gcd.logs configures structlog there, so a command that never logs never
+    pays for structlog)."""
+    if "structlog" in sys.modules and not _structlog_loading():
+        callback()
+    else:
+        _after_structlog.append(callback)
+
+
+def _structlog_loading() -> bool:
+    spec = getattr(sys.modules.get("structlog"), "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
+class _LeanLoader:
+    """Runs structlog's own loader with two stand-ins in sys.modules (`_LeanStructlog`)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        module: types.ModuleType | None = self.real.create_module(spec)
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        stand_ins: dict[str, types.ModuleType | None] = {}
+        if "rich" not in sys.modules:
+            stand_ins["rich"] = None  # `import rich` raises ImportError
+        if "asyncio" not in sys.modules:
+            stand_ins["asyncio"] = _OnFirstUse("asyncio")
+        sys.modules.update(stand_ins)  # type: ignore[arg-type]
+        try:
+            self.real.exec_module(module)
+        finally:
+            for name in stand_ins:
+                del sys.modules[name]
+            module.__loader__ = self.real
+            if module.__spec__ is not None:
+                module.__spec__.loader = self.real
+        while _after_structlog:
+            _after_structlog.pop(0)()
+
+
+class _LeanStructlog:
     """`import structlog` cost more than the rest of `gcd check` (`python -X importtime`,
-    bench/RESULTS.md) for two things gcd does not use there:
+    bench/RESULTS.md) for two things gcd does not use, so whoever imports it first (any gcd
+    module, at the first command that logs) imports it lean:
 
     - structlog.dev imports rich's console and traceback for a traceback renderer gcd never
       uses: gcd.logs formats exceptions to text (`format_exc_info`) before any renderer sees
@@ -31,23 +82,30 @@ def _import_structlog_lean() -> None:
     - structlog.stdlib and structlog._native import asyncio (and with it ssl) only for their
       async methods: they get a stand-in that imports asyncio on their first use of it.
 
-    Both stand-ins leave sys.modules as soon as structlog is imported."""
-    if "structlog" in sys.modules:
-        return
-    stand_ins: dict[str, types.ModuleType | None] = {}
-    if "rich" not in sys.modules:
-        stand_ins["rich"] = None  # `import rich` raises ImportError
-    if "asyncio" not in sys.modules:
-        stand_ins["asyncio"] = _OnFirstUse("asyncio")
-    sys.modules.update(stand_ins)  # type: ignore[arg-type]
-    try:
-        import structlog  # noqa: F401, PLC0415
-    finally:
-        for name in stand_ins:
-            del sys.modules[name]
+    Both stand-ins leave sys.modules as soon as structlog is imported, and so does this finder
+    (it only wraps the loader the other finders give)."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "structlog":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _LeanLoader(spec.loader)
+                return spec  # type: ignore[no-any-return]
+        return None
 
 
-_import_structlog_lean()
+if "structlog" not in sys.modules:
+    sys.meta_path.insert(0, _LeanStructlog())
 
 # gcd uses no pydantic plugin, and looking for them reads every installed distribution's entry
 # points when the first model class is built: a third of `gcd check` (measured with cProfile).

@@ -1,7 +1,8 @@
 """`gcd --help`, `check` and `test-pattern` start without the engine (docker, requests),
-metrics (prometheus_client) and scheduler (apscheduler) stacks, nor rich's traceback or
-asyncio that structlog would import (gcd/__init__.py): each command runs in a fresh
-interpreter, which then lists what it imported. A regression guard, not a timing test; the
+metrics (prometheus_client) and scheduler (apscheduler) stacks, nor structlog (imported by
+the first command that logs: gcd.logs), nor rich's traceback or asyncio that structlog would
+import (gcd/__init__.py): each command runs in a fresh interpreter, which then lists what it
+imported. A regression guard, not a timing test; the
 timings are in bench/RESULTS.md (`python -m bench.startup`)."""
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("docker", "requests", "urllib3", "prometheus_client", "apscheduler", "rich", "asyncio")
+HEAVY = (
+    "docker",
+    "requests",
+    "urllib3",
+    "prometheus_client",
+    "apscheduler",
+    "rich",
+    "asyncio",
+    "structlog",
+)
 PROBE = """
 import contextlib, io, json, sys
 from gcd.cli import main
@@ -56,7 +66,66 @@ def test_commands_that_do_not_talk_to_the_engine_leave_its_stacks_unimported(
 def test_the_probe_sees_the_stacks_a_command_that_talks_to_the_engine_imports() -> None:
     # `gcd plan` on an address nothing listens on: it imports the engine stack, then fails.
     modules = imported_by("plan", "--policy", "policy.example.yaml", "--host", "tcp://127.0.0.1:9")
-    assert {"docker", "requests"} <= modules
+    assert {"docker", "requests", "structlog"} <= modules
+    assert not modules & {"rich", "asyncio"}  # structlog came in lean
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+DEFERRED = """
+import logging, sys, warnings
+from gcd.logs import configure_logging
+configure_logging("json", "info")
+assert "structlog" not in sys.modules, "configure_logging imported structlog"
+{first}
+import structlog
+structlog.get_logger("gcd.test").info("after", n=1)
+logging.getLogger("gcd.quiet").debug("below the level")
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "events"),
+    [
+        ("", ["after"]),  # a gcd module imports structlog and logs
+        ('logging.getLogger("lib").warning("from %s", "stdlib")', ["from stdlib", "after"]),
+        ('warnings.warn("careful")', ["after"]),
+    ],
+)
+def test_the_deferred_set_up_applies_whoever_imports_structlog_first(
+    first: str, events: list[str]
+) -> None:
+    result = run_python(DEFERRED.format(first=first))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
+    if first.startswith("warnings"):
+        assert lines[0]["logger"] == "py.warnings"
+        assert "careful" in lines[0]["event"]
+        lines = lines[1:]
+    assert [line["event"] for line in lines] == events
+    assert all(line["timestamp"].endswith("Z") for line in lines)
+
+
+def test_a_crash_before_structlog_is_imported_is_one_json_line() -> None:
+    code = (
+        'from gcd.logs import configure_logging\nconfigure_logging("json")\nraise ValueError("x")'
+    )
+    result = run_python(code)
+    (line,) = (json.loads(text) for text in result.stderr.splitlines())
+    assert (line["event"], line["error_type"], line["level"]) == (
+        "crashed",
+        "ValueError",
+        "critical",
+    )
 
 
 def test_structlog_still_renders_and_asyncio_still_works_after_the_lean_import() -> None:
@@ -66,12 +135,5 @@ def test_structlog_still_renders_and_asyncio_still_works_after_the_lean_import()
         "print(asyncio.run(answer()), structlog.stdlib.asyncio.get_running_loop.__name__)\n"
         "import rich.table\nprint(rich.table.Table.__name__)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(code)
     assert result.stdout.split() == ["42", "get_running_loop", "Table"], result.stderr
