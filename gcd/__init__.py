@@ -1,11 +1,12 @@
 """gcd: policy-driven garbage collection for Docker hosts."""
 
+import contextlib
 import importlib
 import importlib.machinery
 import os
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 __version__ = "0.1.0"
@@ -13,14 +14,53 @@ __version__ = "0.1.0"
 
 class _OnFirstUse(types.ModuleType):
     """Stands in for a module a library imports but uses only inside functions: the real
-    module is imported when the library first reads one of its attributes."""
+    module is imported when the library first reads one of its attributes, or first calls one
+    of `functions` (for `from module import function`, which reads it at import)."""
+
+    def __init__(self, name: str, functions: Sequence[str] = ()) -> None:
+        super().__init__(name)
+        for function in functions:
+            setattr(self, function, self._deferred(function))
+
+    def _deferred(self, function: str) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            return getattr(importlib.import_module(self.__name__), function)(*args, **kwargs)
+
+        return call
 
     def __getattr__(self, attribute: str) -> object:
+        if attribute.startswith("__"):  # the import system's questions (`__path__`)
+            raise AttributeError(attribute)
         real = self.__dict__.get("_real")
         if real is None:
             real = importlib.import_module(self.__name__)
             self.__dict__["_real"] = real
         return getattr(real, attribute)
+
+
+@contextlib.contextmanager
+def standing_in(stand_ins: dict[str, types.ModuleType | None]) -> Iterator[None]:
+    """Import with these modules standing in for those not imported yet (None: `import name`
+    raises ImportError); the stand-ins leave sys.modules afterwards."""
+    placed = {name: module for name, module in stand_ins.items() if name not in sys.modules}
+    sys.modules.update(placed)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        for name, module in placed.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+
+
+def import_pydantic_lean() -> None:
+    """pydantic.plugin._loader imports importlib.metadata (with email, zipfile, socket and
+    tempfile: a third of `import pydantic` in `gcd check`, `python -X importtime`) for
+    `entry_points`, which it calls only when plugins are enabled, and gcd disables them (below).
+    It gets a stand-in whose `entry_points` imports importlib.metadata when called."""
+    if "pydantic.plugin._loader" in sys.modules:
+        return
+    with standing_in({"importlib.metadata": _OnFirstUse("importlib.metadata", ["entry_points"])}):
+        importlib.import_module("pydantic.plugin._loader")
 
 
 _after_structlog: list[Callable[[], None]] = []
@@ -52,17 +92,14 @@ class _LeanLoader:
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        stand_ins: dict[str, types.ModuleType | None] = {}
-        if "rich" not in sys.modules:
-            stand_ins["rich"] = None  # `import rich` raises ImportError
-        if "asyncio" not in sys.modules:
-            stand_ins["asyncio"] = _OnFirstUse("asyncio")
-        sys.modules.update(stand_ins)  # type: ignore[arg-type]
+        stand_ins: dict[str, types.ModuleType | None] = {
+            "rich": None,  # `import rich` raises ImportError
+            "asyncio": _OnFirstUse("asyncio"),
+        }
         try:
-            self.real.exec_module(module)
+            with standing_in(stand_ins):
+                self.real.exec_module(module)
         finally:
-            for name in stand_ins:
-                del sys.modules[name]
             module.__loader__ = self.real
             if module.__spec__ is not None:
                 module.__spec__.loader = self.real

@@ -8,6 +8,7 @@ timings are in bench/RESULTS.md (`python -m bench.startup`)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,34 @@ def test_structlog_still_renders_and_asyncio_still_works_after_the_lean_import()
     )
     result = run_python(code)
     assert result.stdout.split() == ["42", "get_running_loop", "Table"], result.stderr
+
+
+LOAD = """
+import sys
+from pathlib import Path
+from gcd.config.loader import load_policy
+load_policy(Path("policy.example.yaml"))
+import pydantic.plugin._loader as plugins
+print("importlib.metadata" in sys.modules, len(list(plugins.get_plugins())) >= 0)
+"""
+
+
+@pytest.mark.parametrize(("disabled", "imported"), [(None, "False"), ("", "True")])
+def test_pydantic_imports_importlib_metadata_only_to_look_for_plugins(
+    disabled: str | None, imported: str
+) -> None:
+    # gcd disables pydantic's plugins unless the environment says otherwise; then pydantic's
+    # `entry_points` (a stand-in until called: gcd.import_pydantic_lean) is the real one.
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if disabled is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = disabled
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.split() == [imported, "True"], result.stderr
