@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TextIO
 
-import gcd
+from gcd.lean_imports import when_imported
 
 if TYPE_CHECKING:
     import structlog
@@ -114,7 +114,7 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
     sys.excepthook = _log_crash
     _pending[:] = [settings]
     _route_stdlib_deferred(settings.threshold)
-    gcd.when_structlog_imported(_apply_pending)
+    when_imported("structlog", _apply_pending)
 
 
 def _apply_pending() -> None:

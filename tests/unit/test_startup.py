@@ -169,3 +169,15 @@ def test_pydantic_imports_importlib_metadata_only_to_look_for_plugins(
         check=False,
     )
     assert result.stdout.split() == [imported, "True"], result.stderr
+
+
+def test_the_daemon_imports_apscheduler_without_asyncio_which_still_works_if_used() -> None:
+    code = (
+        "import sys, gcd.daemon, gcd.jobs\n"
+        "print('asyncio' in sys.modules)\n"
+        "from apscheduler.util import iscoroutinefunction_partial\n"
+        "async def job():\n    pass\n"
+        "print(iscoroutinefunction_partial(job), iscoroutinefunction_partial(print))\n"
+    )
+    result = run_python(code)
+    assert result.stdout.split() == ["False", "True", "False"], result.stderr
