@@ -82,37 +82,24 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-DEFERRED = """
-import logging, sys, warnings
+FIRST_RECORD = """
+import logging, sys
 from gcd.logs import configure_logging
 configure_logging("json", "info")
 assert "structlog" not in sys.modules, "configure_logging imported structlog"
-{first}
+logging.getLogger("lib").warning("from %s", "stdlib")
 import structlog
 structlog.get_logger("gcd.test").info("after", n=1)
 logging.getLogger("gcd.quiet").debug("below the level")
 """
 
 
-@pytest.mark.parametrize(
-    ("first", "events"),
-    [
-        ("", ["after"]),  # a gcd module imports structlog and logs (the daemon: below)
-        ('logging.getLogger("lib").warning("from %s", "stdlib")', ["from stdlib", "after"]),
-        ('warnings.warn("careful")', ["after"]),
-    ],
-)
-def test_the_deferred_set_up_applies_whoever_imports_structlog_first(
-    first: str, events: list[str]
-) -> None:
-    result = run_python(DEFERRED.format(first=first))
+def test_a_stdlib_record_before_structlog_imports_it_and_renders_as_gcd_lines() -> None:
+    result = run_python(FIRST_RECORD)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
-    if first.startswith("warnings"):
-        assert lines[0]["logger"] == "py.warnings"
-        assert "careful" in lines[0]["event"]
-        lines = lines[1:]
-    assert [line["event"] for line in lines] == events
+    assert [line["event"] for line in lines] == ["from stdlib", "after"]
+    assert lines[0]["logger"] == "lib"
     assert all(line["timestamp"].endswith("Z") for line in lines)
 
 
@@ -129,39 +116,36 @@ def test_a_crash_before_structlog_is_imported_is_one_json_line() -> None:
     )
 
 
-def test_structlog_still_renders_and_asyncio_still_works_after_the_lean_import() -> None:
-    code = (
-        "import asyncio, gcd, structlog, structlog.stdlib\n"
-        "async def answer():\n    return 42\n"
-        "print(asyncio.run(answer()), structlog.stdlib.asyncio.get_running_loop.__name__)\n"
-        "import rich.table\nprint(rich.table.Table.__name__)\n"
-    )
-    result = run_python(code)
-    assert result.stdout.split() == ["42", "get_running_loop", "Table"], result.stderr
-
-
 LOAD = """
 import sys
 from pathlib import Path
+from gcd.logs import configure_logging
+configure_logging("json", "info")
 from gcd.config.loader import load_policy
 load_policy(Path("policy.example.yaml"))
-print("importlib.metadata" in sys.modules)
-import gcd.daemon, gcd.jobs
+print("importlib.metadata" in sys.modules, "structlog" in sys.modules)
+import gcd.daemon, gcd.jobs, structlog
+structlog.get_logger("gcd.test").info("after", n=1)
 print("asyncio" in sys.modules)
 from apscheduler.util import iscoroutinefunction_partial
 async def job():
-    pass
+    return 42
 print(iscoroutinefunction_partial(job), iscoroutinefunction_partial(print))
+import asyncio, structlog.stdlib
+print(asyncio.run(job()), structlog.stdlib.asyncio.get_running_loop.__name__)
+import rich.table
+print(rich.table.Table.__name__)
 """
 
 
 @pytest.mark.parametrize(("disabled", "imported"), [(None, "False"), ("", "True")])
-def test_pydantic_and_apscheduler_import_what_they_use_only_when_they_use_it(
+def test_the_lean_imports_leave_out_what_is_unused_and_work_when_it_is_used(
     disabled: str | None, imported: str
 ) -> None:
-    # gcd disables pydantic's plugins unless the environment says otherwise; then pydantic's
-    # `entry_points` (a stand-in until called: gcd.lean_imports) is the real one. The daemon's
-    # APScheduler has an asyncio stand-in whose iscoroutinefunction still answers.
+    """pydantic imports importlib.metadata only if plugins are enabled (gcd disables them
+    unless the environment says otherwise); the policy loads without structlog, whose
+    pending set-up applies when the daemon's modules import it; the daemon's APScheduler
+    leaves asyncio out, and asyncio, structlog's async parts and rich still work after."""
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     if disabled is not None:
         env["PYDANTIC_DISABLE_PLUGINS"] = disabled
@@ -174,4 +158,7 @@ def test_pydantic_and_apscheduler_import_what_they_use_only_when_they_use_it(
         timeout=60,
         check=False,
     )
-    assert result.stdout.split() == [imported, "False", "True", "False"], result.stderr
+    expected = [imported, "False", "False", "True", "False", "42", "get_running_loop", "Table"]
+    assert result.stdout.split() == expected, result.stderr
+    (line,) = (json.loads(text) for text in result.stderr.splitlines())  # JSON: set up
+    assert (line["event"], line["n"], line["level"]) == ("after", 1, "info")
