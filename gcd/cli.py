@@ -6,9 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import structlog
+from typing import TYPE_CHECKING, Any
 
 from gcd import __version__, explain_cli, holds_cli
 from gcd.errors import (
@@ -34,7 +32,12 @@ if TYPE_CHECKING:
 
 DEFAULT_POLICY = Path("/etc/gcd/policy.yaml")
 
-log = structlog.get_logger("gcd.cli")
+
+def _log() -> Any:
+    """structlog is imported by the first command that logs, not by `gcd --help` (gcd.logs)."""
+    import structlog
+
+    return structlog.get_logger("gcd.cli")
 
 
 def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -181,7 +184,7 @@ def _plan(args: argparse.Namespace) -> int:
     warnings = unmatched_patterns(policy, planned.snapshot)
     for unmatched in warnings:
         print(f"gcd: warning: {unmatched}", file=sys.stderr)
-        log.warning(
+        _log().warning(
             "keep_pattern_matches_nothing",
             file=unmatched.file,
             line=unmatched.line,
@@ -401,7 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(COMMANDS[args.command](args))
     except GcdError as exc:
         print(f"gcd: {exc}", file=sys.stderr)
-        log.error("command_failed", command=args.command, error=str(exc), type=type(exc).__name__)
+        _log().error(
+            "command_failed", command=args.command, error=str(exc), type=type(exc).__name__
+        )
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130

@@ -313,4 +313,4 @@ UnknownAgeChoice = Annotated[UnknownAge, BeforeValidator(_unknown_age)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)

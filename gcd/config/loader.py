@@ -7,7 +7,6 @@ as the file spells them (`1.10`, not the float 1.1), with the fix."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +95,8 @@ def _message(error: ErrorDetails, path: FieldPath, document: Document) -> str:
     context: dict[str, Any] = dict(error.get("ctx") or {})
     if kind == "extra_forbidden":
         known = _known_keys(PolicyModel, path[:-1])
+        import difflib  # noqa: PLC0415 (for a misspelt key only)
+
         close = difflib.get_close_matches(str(path[-1]), known, n=1)
         hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
         return f"unknown key{hint}"
@@ -155,6 +156,8 @@ def _misspelt(errors: list[ErrorDetails]) -> set[FieldPath]:
             continue
         for other in unknown:
             beside = len(other) == len(path) and other[:-1] == path[:-1]
+            import difflib  # noqa: PLC0415 (for a misspelt key only)
+
             if beside and difflib.get_close_matches(str(path[-1]), [str(other[-1])], n=1):
                 misspelt.add(path)
     return misspelt

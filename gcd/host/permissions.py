@@ -39,11 +39,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from gcd.errors import GcdError
-
-log = structlog.get_logger("gcd.permissions")
 
 OVERRIDE_OPTION = "--allow-insecure-permissions"
 OVERRIDE_ENV = "GCD_ALLOW_INSECURE_PERMISSIONS"
@@ -182,6 +178,9 @@ def enforce(findings: list[Finding], subject: str, why: str, error: type[GcdErro
     if not findings:
         return
     if insecure_permissions_allowed():
+        import structlog  # noqa: PLC0415 (not imported by commands that never log: gcd.logs)
+
+        log = structlog.get_logger("gcd.permissions")
         for finding in findings:
             log.warning(
                 "insecure_permissions_allowed",
