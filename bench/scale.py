@@ -303,6 +303,9 @@ class Bench:
         )
 
 
+MEASURES = ("deletion", "calls", "plans", "first_sight", "memory")
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text().splitlines()
     return next(int(x.split()[1]) for x in status if x.startswith("VmRSS:")) / 1024
@@ -317,6 +320,7 @@ def run_size(
     containers: int = CONTAINERS,
     rest_cycles: int = 5,
     timeouts: str | None = None,
+    only: Sequence[str] = MEASURES,
 ) -> list[str]:
     TIMEOUTS.clear()
     if timeouts is not None:
@@ -331,12 +335,12 @@ def run_size(
             f"{images} images ({bench.images()} listed), {containers} containers; "
             f"crafted in {time.perf_counter() - started:.0f} s"
         )
-        bench.deletion()
-        bench.calls()
-        bench.plans()
-        bench.first_sight()
-        if cycles:
-            bench.memory(cycles, rest_cycles)
+        for measure in only:
+            if measure == "memory":
+                if cycles:
+                    bench.memory(cycles, rest_cycles)
+            else:
+                getattr(bench, measure)()
         return bench.lines
 
 
@@ -346,7 +350,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=200, help="daemon cycles (0: skip)")
     parser.add_argument("--startup-runs", type=int, default=20)
+    parser.add_argument(
+        "--only",
+        default=",".join(MEASURES),
+        help=f"measures per size, comma-separated, of {', '.join(MEASURES)}",
+    )
     args = parser.parse_args(argv)
+    only = [m for m in args.only.split(",") if m]
+    unknown = sorted(set(only) - set(MEASURES))
+    if unknown:
+        known = ", ".join(MEASURES)
+        parser.error(f"--only: unknown measure(s) {', '.join(unknown)}; known: {known}")
     # A SIGTERM unwinds like Ctrl-C, so the private engine is stopped and its folder removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"gcd bench: {machine()}", flush=True)
@@ -354,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for line in startup.measure(args.startup_runs):
             print(line, flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        run_size(size, repeat=args.repeat, cycles=args.cycles)
+        run_size(size, repeat=args.repeat, cycles=args.cycles, only=only)
 
 
 def machine() -> str:
