@@ -8,9 +8,11 @@ Outcomes: 404 → `already_gone`; a 500 whose fresh inspect says the object is g
 "unrecognized image ID" after a concurrent delete) → `already_gone`, otherwise `failed`; a
 request timeout is re-inspected: gone → `removed`, still there → `timeout`. Any other engine
 error is that object's `failed` and the executor goes on. An unreachable engine ends the run
-cleanly (`Report.aborted`; the rest `not_attempted`); so does the `stop` event, after the
-object in progress. A refused plan is never executed: the cycle does not call the executor
-for it, and the executor refuses it again (`RunRefusedError`) if asked.
+cleanly (`Report.aborted`; the rest `not_attempted`); so does the `stop` event. Either starts
+no further removal and lets the ones in flight finish: the object in progress, and for images
+up to `removal_workers - 1` deletions started beside it (`execute`). A refused plan is never
+executed: the cycle does not call the executor for it, and the executor refuses it again
+(`RunRefusedError`) if asked.
 """
 
 from __future__ import annotations
@@ -190,8 +192,8 @@ def execute(
     each is started in plan order, after the same checks as a single one (stop, deadline,
     pace), and its outcome reported in plan order. A stop, the deadline or a lost engine lets
     the ones in flight finish (at most `removal_workers - 1` beyond the object in progress)
-    and starts no more. A 409 met beside other deletions is tried again once they are done
-    (`_after_siblings`).
+    and starts no more. A 409 of a deletion that ran beside others is tried again once they
+    are done (`_after_siblings`), also after a stop: it finishes a deletion in flight.
 
     `relieved` closes the loop of the disk budget: after the deletions of each kind it is
     asked whether the disk is below its low watermark now (measured, not predicted); when it
@@ -199,12 +201,12 @@ def execute(
     policy's own deletions go on.
 
     `pace` spaces the removals of each kind (`Pacer`); past `deadline` the run stops before
-    the next object (an object boundary: one in progress is finished), the rest is
+    the next object (an object boundary: the ones in flight are finished), the rest is
     `not_attempted` with the deadline's reason, logged once as `cycle_time_up`, and
     `Report.time_up` says why. `pacer` replaces both (tests inject its clock).
 
     Raises `RunRefusedError` for a refused plan before touching anything. `stop` ends the run
-    after the object in progress: the rest is `not_attempted`, and `Report.aborted` stays None
+    after the ones in flight: the rest is `not_attempted`, and `Report.aborted` stays None
     (a requested stop is no failure); an unreachable engine sets it.
     """
     if plan.refusal is not None:
@@ -249,6 +251,8 @@ class _Run:
         self.time_up: str | None = None
         self.window: deque[tuple[int, Decision, _Pending]] = deque()
         """Started or decided, not yet reported: plan order."""
+        self.crowded: set[int] = set()
+        """Positions of image deletions that ran while another one did (`_after_siblings`)."""
 
     def go(self, pool: ThreadPoolExecutor | None) -> Report:
         since = self.plan.created_at
@@ -256,6 +260,9 @@ class _Run:
             self.settle(room=self.workers - 1)
             verdict = self.gate(position, decision)
             if verdict is None and pool is not None and decision.key.kind is Kind.IMAGE:
+                running = [p for p, _, f in self.window if isinstance(f, Future) and not f.done()]
+                if running:
+                    self.crowded.update((*running, position))
                 future = pool.submit(_attempt, decision, self.engine, since)
                 self.window.append((position, decision, future))
                 continue
@@ -302,7 +309,8 @@ class _Run:
                 if not pending.done() and len(self.window) <= room:
                     return
                 verdict, lost = pending.result()
-                if verdict.status is OutcomeStatus.CONFLICT and lost is None:
+                beside = position in self.crowded
+                if verdict.status is OutcomeStatus.CONFLICT and beside and self.aborted is None:
                     # Others ran beside it: each finishes first, and none starts meanwhile.
                     others = [p for _, _, p in self.window if isinstance(p, Future)]
                     wait([p for p in others if p is not pending])
