@@ -17,11 +17,12 @@ executed: the cycle does not call the executor for it, and the executor refuses 
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -218,13 +219,30 @@ def execute(
     run = _Run(
         plan, engine, pacing, stop=stop, on_outcome=on_outcome, relieved=relieved, workers=workers
     )
-    if workers == 1:
-        return run.go(None)
-    with ThreadPoolExecutor(workers, "gcd-delete") as pool:
-        return run.go(pool)
+    return run.go()
 
 
 _Pending = Verdict | Future[tuple[Verdict, str | None]]
+_threads = itertools.count(1)
+
+
+def _in_thread(decision: Decision, engine: EngineApi, since: datetime) -> _Pending:
+    """`_attempt` on a thread of its own. A daemon thread, not a `ThreadPoolExecutor`'s: the
+    interpreter joins those at exit, so a DELETE the engine never answers would hold a
+    stopping daemon past its grace (README, SIGTERM) until the request's timeout; the window
+    (`_Run.settle`) bounds how many run at once."""
+    future: Future[tuple[Verdict, str | None]] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(_attempt(decision, engine, since))
+        except BaseException as exc:  # re-raised in the executor's thread by `result()`
+            future.set_exception(exc)
+
+    name = f"gcd-delete-{next(_threads)}"
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 class _Run:
@@ -254,17 +272,16 @@ class _Run:
         self.crowded: set[int] = set()
         """Positions of image deletions that ran while another one did (`_after_siblings`)."""
 
-    def go(self, pool: ThreadPoolExecutor | None) -> Report:
+    def go(self) -> Report:
         since = self.plan.created_at
         for position, decision in enumerate(self.deletions):
             self.settle(room=self.workers - 1)
             verdict = self.gate(position, decision)
-            if verdict is None and pool is not None and decision.key.kind is Kind.IMAGE:
+            if verdict is None and self.workers > 1 and decision.key.kind is Kind.IMAGE:
                 running = [p for p, _, f in self.window if isinstance(f, Future) and not f.done()]
                 if running:
                     self.crowded.update((*running, position))
-                future = pool.submit(_attempt, decision, self.engine, since)
-                self.window.append((position, decision, future))
+                self.window.append((position, decision, _in_thread(decision, self.engine, since)))
                 continue
             if verdict is None:
                 self.settle(room=0)  # another kind starts once every image is reported

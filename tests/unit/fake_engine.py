@@ -267,6 +267,8 @@ class FakeEngine:
         self._events: list[dict[str, Any]] = []
         self._due: list[_Due] = []
         self.lock = threading.RLock()
+        self._overlap: threading.Barrier | None = None
+        self._overlap_left = 0
 
     timeouts = Timeouts(settle=0.0)
     """No create is ever in flight here: the orphan check lists at once."""
@@ -296,6 +298,12 @@ class FakeEngine:
     ) -> None:
         """Make each of the next `times` calls of `call` (with `arg`) meet `fault`."""
         self._due.append(_Due(call, arg, times, fault=fault))
+
+    def overlap_removals(self, count: int) -> None:
+        """The next `count` image removals wait for each other before they proceed, so that
+        they run at once, as on an engine that takes its time (a pooled executor's)."""
+        self._overlap = threading.Barrier(count, timeout=30)
+        self._overlap_left = count
 
     def sent(self, call: str) -> list[tuple[Any, ...]]:
         """The arguments of each `call` gcd made, in order."""
@@ -822,6 +830,12 @@ class FakeEngine:
         return next((i for i in self.images.values() if stored in i.references), None)
 
     def remove_image(self, name: str, *, force: bool = False) -> RemoveResult:
+        with self.lock:
+            overlap, self._overlap_left = self._overlap, max(self._overlap_left - 1, 0)
+            if not self._overlap_left:
+                self._overlap = None
+        if overlap is not None:
+            overlap.wait()  # outside the lock: the others arrive meanwhile
         with self.lock:
             fault = self._enter("remove_image", name, force)
             if self.podman:

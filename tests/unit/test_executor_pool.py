@@ -44,6 +44,7 @@ def test_a_409_from_the_sibling_race_for_an_image_the_engine_deleted_is_removed(
     images = [image(f"x/sib:{n}") for n in range(4)]
     plan = planned(engine, *images)
     raced = images[1].id
+    engine.overlap_removals(4)
     engine.before("remove_image", lambda: engine.drop_image(raced), arg=raced)
     engine.fail(
         "remove_image", conflict("conflict: unable to delete 2cc9 (cannot be forced)"), arg=raced
@@ -60,6 +61,7 @@ def test_a_real_conflict_in_a_pool_is_tried_once_more_and_stays_a_conflict() -> 
     images = [image(f"x/real:{n}") for n in range(4)]
     plan = planned(engine, *images)
     used = images[2].id
+    engine.overlap_removals(4)
     engine.before(
         "remove_image", lambda: engine.create_container(used, "ci-job", "exited"), arg=used
     )
@@ -70,6 +72,17 @@ def test_a_real_conflict_in_a_pool_is_tried_once_more_and_stays_a_conflict() -> 
     assert used in engine.images
     assert (used, True) not in engine.sent("remove_image")  # never forced
     assert engine.sent("remove_image").count((used, False)) == 2
+
+
+def test_a_409_of_a_deletion_that_ran_alone_is_not_tried_again() -> None:
+    engine = pooled()
+    used = image("x/alone:1")
+    plan = planned(engine, used)
+    engine.create_container(used.id, "ci-job", "exited")
+    (outcome,) = execute(plan, engine).outcomes
+    assert outcome.status is OutcomeStatus.CONFLICT
+    assert "tried again" not in outcome.detail
+    assert engine.sent("remove_image") == [(used.id, False)]
 
 
 def test_a_stop_lets_the_deletions_in_flight_finish_and_starts_no_more() -> None:
