@@ -145,14 +145,16 @@ class Pacer:
         return None
 
 
+_LOST = "the engine became unreachable: "
+
+
 def _attempt(decision: Decision, engine: EngineApi, since: datetime) -> tuple[Verdict, str | None]:
     """One object's removal; with why the run must end when the engine became unreachable."""
     attempt = ADAPTERS[decision.key.kind](decision, engine, since)
     try:
         return attempt.run(), None
     except EngineUnreachableError as exc:
-        aborted = f"the engine became unreachable: {exc}"
-        log.error("engine_lost", error=str(exc))
+        aborted = f"{_LOST}{exc}"
         status = OutcomeStatus.FAILED if attempt.touched else OutcomeStatus.NOT_ATTEMPTED
         return Verdict(status, aborted), aborted
 
@@ -286,13 +288,20 @@ class _Run:
             if verdict is None:
                 self.settle(room=0)  # another kind starts once every image is reported
                 verdict, lost = _attempt(decision, self.engine, since)
-                self.aborted = self.aborted or lost
+                self.lose(lost)
             self.window.append((position, decision, verdict))
         self.settle(room=0)
         found = (
             orphans.sweep(self.engine, self.removed_at, self.stop) if self.aborted is None else ()
         )
         return Report(tuple(self.outcomes), self.aborted, found, self.time_up)
+
+    def lose(self, lost: str | None) -> None:
+        """The run ends when the engine became unreachable: logged once, however many
+        deletions in flight met it."""
+        if lost is not None and self.aborted is None:
+            log.error("engine_lost", error=lost.removeprefix(_LOST))
+            self.aborted = lost
 
     def gate(self, position: int, decision: Decision) -> Verdict | None:
         """Why `decision` is not attempted, or None to attempt it now."""
@@ -334,7 +343,7 @@ class _Run:
                     verdict, lost = _after_siblings(
                         decision, self.engine, self.plan.created_at, verdict
                     )
-                self.aborted = self.aborted or lost
+                self.lose(lost)
             else:
                 verdict = pending
             self.window.popleft()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+from structlog.testing import capture_logs
+
 from gcd.core.kind import Kind
 from gcd.engine.executor import Pacer, execute
 from gcd.engine.outcomes import OutcomeStatus
@@ -122,3 +124,17 @@ def test_paced_images_are_deleted_one_at_a_time() -> None:
     pacer = Pacer({Kind.IMAGE: 1000.0}, None, None)
     assert execute(plan, engine, pacer=pacer).count(REMOVED) == 3
     assert threads == {threading.current_thread().name}
+
+
+def test_an_engine_lost_by_every_deletion_in_flight_is_logged_once() -> None:
+    engine = pooled()
+    images = [image(f"x/down:{n}") for n in range(8)]
+    plan = planned(engine, *images)
+    engine.overlap_removals(4)
+    engine.fail("remove_image", unreachable(), times=None)
+    with capture_logs() as logs:
+        report = execute(plan, engine)
+    assert report.aborted is not None
+    assert statuses(report)[:4] == [OutcomeStatus.FAILED] * 4  # all four were in flight
+    assert statuses(report)[4:] == [OutcomeStatus.NOT_ATTEMPTED] * 4
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["engine_lost"]
