@@ -9,7 +9,7 @@ import threading
 from structlog.testing import capture_logs
 
 from gcd.core.kind import Kind
-from gcd.engine.executor import Pacer, execute
+from gcd.engine.executor import Deadline, Pacer, execute
 from gcd.engine.outcomes import OutcomeStatus
 from tests.unit.builders import image
 from tests.unit.fake_engine import FakeEngine, conflict, unreachable
@@ -138,3 +138,20 @@ def test_an_engine_lost_by_every_deletion_in_flight_is_logged_once() -> None:
     assert statuses(report)[:4] == [OutcomeStatus.FAILED] * 4  # all four were in flight
     assert statuses(report)[4:] == [OutcomeStatus.NOT_ATTEMPTED] * 4
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["engine_lost"]
+
+
+def test_the_time_budget_in_a_pool_starts_no_more_and_the_ones_in_flight_finish() -> None:
+    engine = pooled()
+    images = [image(f"x/budget:{n}") for n in range(8)]
+    plan = planned(engine, *images)
+    engine.overlap_removals(2)  # the first two are in flight together when time is up
+    reads = iter([0.0] * 4)  # two starts (a read for the check, one for the pace), then late
+
+    def clock() -> float:
+        return next(reads, 100.0)
+
+    deadline = Deadline(10.0, "cycle time budget of 10s used up")
+    report = execute(plan, engine, pacer=Pacer({}, deadline, None, clock=clock))
+    assert statuses(report) == [REMOVED] * 2 + [OutcomeStatus.NOT_ATTEMPTED] * 6
+    assert report.time_up == deadline.detail
+    assert all(o.detail == deadline.detail for o in report.outcomes[2:])
