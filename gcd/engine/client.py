@@ -95,6 +95,9 @@ class Engine(EngineCalls):
     unanswered ones are strikes: at `give_up_after` in a row of one kind every call raises
     `EngineDownError` without a request, until `new_run` or an answered `ping`."""
 
+    removal_workers = 4
+    """Image deletions the executor keeps in flight at once (engine-facts §7)."""
+
     def __init__(self, host: str | None = None, timeouts: Timeouts | None = None) -> None:
         self.host = parse_host(host, os.environ.get("DOCKER_HOST"))
         self.timeouts = Timeouts.from_environment() if timeouts is None else timeouts

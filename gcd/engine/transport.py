@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import errno
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -123,16 +124,19 @@ def is_no_answer(exc: BaseException) -> bool:
 class Strikes:
     """Consecutive unanswered requests per kind of request (`GET /containers/json`,
     `DELETE /images/{id}`); at `Timeouts.give_up_after` in a row of one kind, the engine is
-    down until `clear` (a new run, or an answered ping)."""
+    down until `clear` (a new run, or an answered ping). Counted under a lock: the executor
+    deletes images on several threads."""
 
     def __init__(self, timeouts: Timeouts) -> None:
         self.timeouts = timeouts
         self._by_kind: dict[str, int] = {}
+        self._lock = threading.Lock()
         self.down: str | None = None
 
     def clear(self) -> None:
-        self._by_kind.clear()
-        self.down = None
+        with self._lock:
+            self._by_kind.clear()
+            self.down = None
 
     def check(self) -> None:
         """Raise `EngineDownError` if gcd gave up on the engine: no request is sent."""
@@ -140,13 +144,15 @@ class Strikes:
             raise EngineDownError(self.down, timed_out=True)
 
     def answered(self, kind: str) -> None:
-        self._by_kind.pop(kind, None)
+        with self._lock:
+            self._by_kind.pop(kind, None)
 
     def missed(self, kind: str, exc: BaseException, read_seconds: float) -> EngineNoAnswerError:
         """Count a request of `kind` that got no answer; the error to raise for it."""
         timed_out = isinstance(exc, requests.exceptions.Timeout)
-        count = self._by_kind.get(kind, 0) + 1
-        self._by_kind[kind] = count
+        with self._lock:
+            count = self._by_kind.get(kind, 0) + 1
+            self._by_kind[kind] = count
         what = (
             f"{kind} got no answer within {read_seconds:g} s"
             if timed_out
@@ -154,12 +160,14 @@ class Strikes:
         )
         limit = self.timeouts.give_up_after
         if count >= limit:
-            self.down = (
+            down = (
                 f"{what}, {count} times in a row: gcd gave up on the engine for this run "
                 "(the rest is not attempted). Is dockerd stalled? Check `docker info` and the "
                 "engine's log; the next run tries again"
             )
-            return EngineDownError(self.down, timed_out=timed_out)
+            with self._lock:  # the first of several threads to give up says why
+                self.down = reason = self.down or down
+            return EngineDownError(reason, timed_out=timed_out)
         return EngineNoAnswerError(
             f"{what} (strike {count} of {limit}). Is dockerd stalled? Check `docker info`",
             timed_out=timed_out,

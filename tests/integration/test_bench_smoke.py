@@ -36,6 +36,7 @@ def test_every_figure_of_the_scale_bench_comes_out_at_a_tiny_size() -> None:
     text = "\n".join(lines)
     assert text.startswith("30 images (30 listed), 3 containers"), text
     assert re.search(r"delete 10: images/s .* ratio +\d+\.\d\d×", text), text
+    assert re.search(r"until the last removal: images/s .* ratio +\d+\.\d\d×", text), text
     per_image = re.search(r"API calls per deleted image: (\d+\.\d\d)", text)
     assert per_image is not None, text
     assert float(per_image[1]) >= 1.0  # at least the delete itself was counted

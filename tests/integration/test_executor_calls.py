@@ -1,7 +1,7 @@
 """What a run costs the engine (issue 16), counted by the proxy in front of it: at most two
 requests per deleted single-tag or dangling image (the re-inspect, the delete), the same
 number whatever the number of containers on the host, and every request of a `gcd run
---once` over one kept-alive connection."""
+--once` over kept-alive connections: one, and one per concurrent image deletion."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_a_deleted_image_costs_at_most_two_requests_whatever_the_number_of_conta
         assert len(rest) == 4, rest
 
 
-def test_a_run_once_sends_every_request_over_one_connection(
+def test_a_run_once_sends_every_request_over_a_few_kept_alive_connections(
     clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
 ) -> None:
     load(api, *(image(layer(4_000, f"one-{n}"), tags=(f"one/conn:{n}",)) for n in range(5)))
@@ -92,6 +92,7 @@ def test_a_run_once_sends_every_request_over_one_connection(
         sent, connections = len(proxy.requests), proxy.connections
     assert done.returncode == 0, done.stderr[-3000:]
     assert sent > 10  # the snapshot's lists, the per-image inspects and deletes
-    assert connections == 1, f"{connections} connections for {sent} requests"
+    # One kept-alive connection, and one more per image deletion run beside another.
+    assert connections <= Engine.removal_workers, f"{connections} connections for {sent} requests"
     state = json.dumps(sorted(p.name for p in (tmp_path / "state").iterdir()))
     assert "state.db" in state

@@ -3,8 +3,10 @@ host-wide lock (`gcd.lock`, held for each run and each daemon cycle) lets one ex
 turns the other away (exit 5, or a `cycle_failed` event in the daemon), so nothing is removed
 twice; `gcd plan`, which takes no lock, works beside a running cycle and changes nothing.
 
-A proxy in front of the engine holds each image DELETE of the first process for a moment, so
-that its run is still executing when the second one starts."""
+A proxy in front of the engine holds each image DELETE of the first process until the second
+one is done (a deadline, not a guess at how long a process takes on a loaded machine), so that
+its run is still executing then: gcd deletes several images at once, so a fixed delay per
+delete no longer makes the runs overlap."""
 
 from __future__ import annotations
 
@@ -81,6 +83,17 @@ def first_delete(proxy: EngineProxy) -> threading.Event:
     return arrived
 
 
+def held_deletes(proxy: EngineProxy) -> threading.Event:
+    """Every image DELETE through `proxy` waits until the event is set (50 s at most)."""
+    release = threading.Event()
+
+    def hold(_method: str, _path: str) -> None:
+        release.wait(50)
+
+    proxy.before(deleting, hold, times=None)
+    return release
+
+
 def test_a_second_run_beside_a_running_one_is_turned_away_and_nothing_goes_twice(
     clean_engine: PrivateEngine,
     api: docker.APIClient,
@@ -91,14 +104,8 @@ def test_a_second_run_beside_a_running_one_is_turned_away_and_nothing_goes_twice
     state_dir = tmp_path / "state"
     junk, kept = seed(api, state_dir)
     arrived = first_delete(slow)
-    # The first run's deletes wait (a deadline, not a guess at how long three processes take
-    # on a loaded machine) until the other three have been turned away: overlap by design.
-    others_done = threading.Event()
-
-    def hold(_method: str, _path: str) -> None:
-        others_done.wait(50)
-
-    slow.before(deleting, hold, times=None)
+    # The first run's deletes wait until the other three have been turned away.
+    others_done = held_deletes(slow)
     command = gcd_command(slow.host, state_dir, "run", "--once", "--policy", str(policy))
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert arrived.wait(60), "the first run never deleted"
@@ -154,9 +161,13 @@ def test_a_daemon_and_a_one_shot_run_never_execute_at_once(
     state_dir = tmp_path / "state"
     junk, kept = seed(api, state_dir)
     arrived = first_delete(slow)
+    release = held_deletes(slow)
     with DaemonProcess(slow.host, policy, state_dir) as daemon:
         assert arrived.wait(60), "the daemon never deleted"
-        during = run_gcd(clean_engine.host, state_dir, "run", "--once", "--policy", str(policy))
+        try:
+            during = run_gcd(clean_engine.host, state_dir, "run", "--once", "--policy", str(policy))
+        finally:
+            release.set()
         daemon.wait_for("run_finished", where=lambda e: e.get("removed", 0) > 0, timeout=60)
         assert daemon.process.poll() is None
     daemon_removed = [str(e["image"]) for e in daemon.named("image_removed")]
@@ -165,13 +176,17 @@ def test_a_daemon_and_a_one_shot_run_never_execute_at_once(
 
     more, more_kept = reseed(api, state_dir)
     arrived = first_delete(slow)
+    release = held_deletes(slow)
     command = gcd_command(slow.host, state_dir, "run", "--once", "--policy", str(policy))
     one_shot = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert arrived.wait(60), "the one-shot run never deleted"
     with DaemonProcess(clean_engine.host, policy, state_dir) as second_daemon:
-        refused = second_daemon.wait_for(
-            "cycle_failed", where=lambda e: "holds" in str(e.get("error")), timeout=60
-        )
+        try:
+            refused = second_daemon.wait_for(
+                "cycle_failed", where=lambda e: "holds" in str(e.get("error")), timeout=60
+            )
+        finally:
+            release.set()
         assert f"pid {one_shot.pid}" in refused["error"]
         _, err = one_shot.communicate(timeout=120)
         second_daemon.wait_for("run_finished", timeout=60)  # the next cycle gets the lock
@@ -225,13 +240,19 @@ def test_plan_beside_a_running_daemon_works_and_changes_nothing(
     state_dir = tmp_path / "state"
     junk, kept = seed(api, state_dir)
     arrived = first_delete(slow)
+    release = held_deletes(slow)
     plans = []
     with DaemonProcess(slow.host, policy, state_dir) as daemon:
         assert arrived.wait(60), "the daemon never deleted"
-        for _ in range(3):
-            plans.append(
-                run_gcd(clean_engine.host, state_dir, "plan", "--policy", str(policy), "-o", "json")
-            )
+        try:
+            for _ in range(3):
+                plans.append(
+                    run_gcd(
+                        clean_engine.host, state_dir, "plan", "--policy", str(policy), "-o", "json"
+                    )
+                )
+        finally:
+            release.set()
         daemon.wait_for("run_finished", where=lambda e: e.get("removed", 0) > 0, timeout=60)
         wait_until(lambda: not junk & image_ids(api), 30, "the daemon's plan completed")
     for planned in plans:

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -202,7 +203,7 @@ class FakeVolume:
 
 @dataclass(frozen=True)
 class Fault:
-    kind: Literal["timeout", "server_error", "unreachable"]
+    kind: Literal["timeout", "server_error", "unreachable", "conflict"]
     message: str = ""
     done: bool = False
     """A timeout whose request the engine carried out; only its answer was lost."""
@@ -214,6 +215,11 @@ def timeout(*, done: bool = False) -> Fault:
 
 def server_error(message: str = "500 Server Error: Internal Server Error") -> Fault:
     return Fault("server_error", message)
+
+
+def conflict(message: str = "conflict: unable to delete (cannot be forced)") -> Fault:
+    """A 409 of the engine's own (a removal only)."""
+    return Fault("conflict", message)
 
 
 def unreachable() -> Fault:
@@ -260,9 +266,15 @@ class FakeEngine:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._events: list[dict[str, Any]] = []
         self._due: list[_Due] = []
+        self.lock = threading.RLock()
+        self._overlap: threading.Barrier | None = None
+        self._overlap_left = 0
 
     timeouts = Timeouts(settle=0.0)
     """No create is ever in flight here: the orphan check lists at once."""
+    removal_workers = 1
+    """Image deletions the executor runs at once (`Engine.removal_workers`); a test that sets
+    more gets them on threads, each call of the fake taken whole under its lock."""
 
     def new_run(self) -> None:
         """`Engine.new_run` clears the strikes of stalled requests; the fake never stalls."""
@@ -286,6 +298,12 @@ class FakeEngine:
     ) -> None:
         """Make each of the next `times` calls of `call` (with `arg`) meet `fault`."""
         self._due.append(_Due(call, arg, times, fault=fault))
+
+    def overlap_removals(self, count: int) -> None:
+        """The next `count` image removals wait for each other before they proceed, so that
+        they run at once, as on an engine that takes its time (a pooled executor's)."""
+        self._overlap = threading.Barrier(count, timeout=30)
+        self._overlap_left = count
 
     def sent(self, call: str) -> list[tuple[Any, ...]]:
         """The arguments of each `call` gcd made, in order."""
@@ -319,7 +337,7 @@ class FakeEngine:
             if fault.done:
                 perform()
             return RemoveResult(RemoveStatus.TIMEOUT, fault.message)
-        return refused(500, fault.message)
+        return refused(409 if fault.kind == "conflict" else 500, fault.message)
 
     # -- what another client does ---------------------------------------------------------
 
@@ -573,35 +591,36 @@ class FakeEngine:
     def list_containers(
         self, *, sizes: bool = False, of_image: str | None = None
     ) -> list[dict[str, Any]]:
-        args = (*(("sizes",) if sizes else ()), *((of_image,) if of_image else ()))
-        fault = self._enter("list_containers", *args)
-        if fault is not None:
-            self._raise(fault, "GET /containers/json")
-        listed = []
-        for container in self.containers.values():
-            if of_image is not None and container.image_id != of_image:
-                continue  # Docker's `ancestor` filter, by exact id (the fake has no children)
-            entry: dict[str, Any] = {"Id": container.id, "State": container.state}
-            if container.name is not None:
-                entry["Names"] = [f"/{container.name}"]
-            if container.image_id is not None:
-                entry["Image"] = container.image or container.image_id
-                entry["ImageID"] = container.image_id
-            # Attached through `attach` (the network model below) or given at creation.
-            networks = self._network_settings(container.id)["NetworkSettings"]["Networks"]
-            networks.update({n: {"NetworkID": i} for n, i in container.networks.items()})
-            entry.update(
-                Labels=dict(container.labels),
-                Created=int(container.created.timestamp()),
-                Mounts=self._mounts(container),
-                NetworkSettings={"Networks": networks},
-            )
-            if container.command:
-                entry["Command"] = container.command
-            if sizes:
-                entry["SizeRw"] = container.size_rw
-            listed.append(entry)
-        return listed
+        with self.lock:
+            args = (*(("sizes",) if sizes else ()), *((of_image,) if of_image else ()))
+            fault = self._enter("list_containers", *args)
+            if fault is not None:
+                self._raise(fault, "GET /containers/json")
+            listed = []
+            for container in self.containers.values():
+                if of_image is not None and container.image_id != of_image:
+                    continue  # Docker's `ancestor` filter, by exact id (the fake has no children)
+                entry: dict[str, Any] = {"Id": container.id, "State": container.state}
+                if container.name is not None:
+                    entry["Names"] = [f"/{container.name}"]
+                if container.image_id is not None:
+                    entry["Image"] = container.image or container.image_id
+                    entry["ImageID"] = container.image_id
+                # Attached through `attach` (the network model below) or given at creation.
+                networks = self._network_settings(container.id)["NetworkSettings"]["Networks"]
+                networks.update({n: {"NetworkID": i} for n, i in container.networks.items()})
+                entry.update(
+                    Labels=dict(container.labels),
+                    Created=int(container.created.timestamp()),
+                    Mounts=self._mounts(container),
+                    NetworkSettings={"Networks": networks},
+                )
+                if container.command:
+                    entry["Command"] = container.command
+                if sizes:
+                    entry["SizeRw"] = container.size_rw
+                listed.append(entry)
+            return listed
 
     def _mounts(self, container: FakeContainer) -> list[dict[str, Any]]:
         return [
@@ -616,28 +635,29 @@ class FakeEngine:
         ]
 
     def inspect_image(self, image: str) -> dict[str, Any] | None:
-        fault = self._enter("inspect_image", image)
-        if fault is not None:
-            self._raise(fault, f"GET /images/{image}/json")
-        found = self._find(image)
-        if found is None:
-            return None
-        try:
-            created = _go_time(datetime.fromtimestamp(found.created, UTC))
-        except (TypeError, ValueError, OverflowError, OSError):
-            created = ZERO_TIME
-        return {
-            "Id": found.id,
-            "RepoTags": self._shown(found.tags),
-            "RepoDigests": self._shown(found.digests),
-            "Created": created,
-            "Size": self._size(found),
-            "Config": {"Labels": dict(found.labels) or None},
-            "RootFS": {"Type": "layers", "Layers": [diff_id for diff_id, _ in found.layers]},
-            "Metadata": {
-                "LastTagTime": ZERO_TIME if self.podman else _go_time(found.last_tag_time)
-            },
-        }
+        with self.lock:
+            fault = self._enter("inspect_image", image)
+            if fault is not None:
+                self._raise(fault, f"GET /images/{image}/json")
+            found = self._find(image)
+            if found is None:
+                return None
+            try:
+                created = _go_time(datetime.fromtimestamp(found.created, UTC))
+            except (TypeError, ValueError, OverflowError, OSError):
+                created = ZERO_TIME
+            return {
+                "Id": found.id,
+                "RepoTags": self._shown(found.tags),
+                "RepoDigests": self._shown(found.digests),
+                "Created": created,
+                "Size": self._size(found),
+                "Config": {"Labels": dict(found.labels) or None},
+                "RootFS": {"Type": "layers", "Layers": [diff_id for diff_id, _ in found.layers]},
+                "Metadata": {
+                    "LastTagTime": ZERO_TIME if self.podman else _go_time(found.last_tag_time)
+                },
+            }
 
     def image_history(self, image: str) -> list[dict[str, Any]] | None:
         fault = self._enter("image_history", image)
@@ -810,14 +830,22 @@ class FakeEngine:
         return next((i for i in self.images.values() if stored in i.references), None)
 
     def remove_image(self, name: str, *, force: bool = False) -> RemoveResult:
-        fault = self._enter("remove_image", name, force)
-        if self.podman:
-            return self._removal(fault, lambda: self._podman_remove(name, force))
-        return self._removal(fault, lambda: self._docker_remove(name, force))
+        with self.lock:
+            overlap, self._overlap_left = self._overlap, max(self._overlap_left - 1, 0)
+            if not self._overlap_left:
+                self._overlap = None
+        if overlap is not None:
+            overlap.wait()  # outside the lock: the others arrive meanwhile
+        with self.lock:
+            fault = self._enter("remove_image", name, force)
+            if self.podman:
+                return self._removal(fault, lambda: self._podman_remove(name, force))
+            return self._removal(fault, lambda: self._docker_remove(name, force))
 
     def untag_image_by_id(self, image_id: str, repository: str, tag: str) -> RemoveResult:
-        fault = self._enter("untag_image_by_id", image_id, repository, tag)
-        return self._removal(fault, lambda: self._untag(image_id, repository, tag))
+        with self.lock:
+            fault = self._enter("untag_image_by_id", image_id, repository, tag)
+            return self._removal(fault, lambda: self._untag(image_id, repository, tag))
 
     # -- Docker's rules (moby daemon/images/image_delete.go) ------------------------------
 

@@ -1,0 +1,157 @@
+"""Concurrent image deletions (`Engine.removal_workers`), on the fake engine: outcomes in
+plan order, the sibling race's spurious 409 told from a real conflict, and stop, a lost
+engine and pace ending or narrowing a pooled run as they do a sequential one."""
+
+from __future__ import annotations
+
+import threading
+
+from structlog.testing import capture_logs
+
+from gcd.core.kind import Kind
+from gcd.engine.executor import Deadline, Pacer, execute
+from gcd.engine.outcomes import OutcomeStatus
+from tests.unit.builders import image
+from tests.unit.fake_engine import FakeEngine, conflict, unreachable
+from tests.unit.test_executor_fake import docker, id_of, planned, planned_ids, statuses
+
+REMOVED = OutcomeStatus.REMOVED
+
+
+def pooled(workers: int = 4) -> FakeEngine:
+    engine = docker()
+    engine.removal_workers = workers
+    return engine
+
+
+def test_images_are_deleted_on_several_threads_and_reported_in_plan_order() -> None:
+    engine = pooled()
+    images = [image(f"x/pool:{n}") for n in range(12)]
+    plan = planned(engine, *images)
+    threads: set[str] = set()
+    engine.before("remove_image", lambda: threads.add(threading.current_thread().name), times=None)
+    report = execute(plan, engine)
+    assert [id_of(o) for o in report.outcomes] == planned_ids(plan)
+    assert statuses(report) == [REMOVED] * 12
+    assert engine.images == {}
+    assert all(name.startswith("gcd-delete") for name in threads)
+    assert len(engine.sent("inspect_image")) == len(engine.sent("remove_image")) == 12
+
+
+def test_a_409_from_the_sibling_race_for_an_image_the_engine_deleted_is_removed() -> None:
+    """Concurrent deletes of siblings race on their shared untagged parent: the engine
+    deletes the child and answers 409 (engine-facts §7). Tried again once the others are
+    done, the image is gone: gcd's request removed it."""
+    engine = pooled()
+    images = [image(f"x/sib:{n}") for n in range(4)]
+    plan = planned(engine, *images)
+    raced = images[1].id
+    engine.overlap_removals(4)
+    engine.before("remove_image", lambda: engine.drop_image(raced), arg=raced)
+    engine.fail(
+        "remove_image", conflict("conflict: unable to delete 2cc9 (cannot be forced)"), arg=raced
+    )
+    report = execute(plan, engine)
+    assert statuses(report) == [REMOVED] * 4
+    (outcome,) = [o for o in report.outcomes if id_of(o) == raced]
+    assert "concurrent deletion's 409" in outcome.detail
+    assert outcome.freed_bytes > 0
+
+
+def test_a_real_conflict_in_a_pool_is_tried_once_more_and_stays_a_conflict() -> None:
+    engine = pooled()
+    images = [image(f"x/real:{n}") for n in range(4)]
+    plan = planned(engine, *images)
+    used = images[2].id
+    engine.overlap_removals(4)
+    engine.before(
+        "remove_image", lambda: engine.create_container(used, "ci-job", "exited"), arg=used
+    )
+    report = execute(plan, engine)
+    (outcome,) = [o for o in report.outcomes if id_of(o) == used]
+    assert outcome.status is OutcomeStatus.CONFLICT
+    assert "tried again after" in outcome.detail
+    assert used in engine.images
+    assert (used, True) not in engine.sent("remove_image")  # never forced
+    assert engine.sent("remove_image").count((used, False)) == 2
+
+
+def test_a_409_of_a_deletion_that_ran_alone_is_not_tried_again() -> None:
+    engine = pooled()
+    used = image("x/alone:1")
+    plan = planned(engine, used)
+    engine.create_container(used.id, "ci-job", "exited")
+    (outcome,) = execute(plan, engine).outcomes
+    assert outcome.status is OutcomeStatus.CONFLICT
+    assert "tried again" not in outcome.detail
+    assert engine.sent("remove_image") == [(used.id, False)]
+
+
+def test_a_stop_lets_the_deletions_in_flight_finish_and_starts_no_more() -> None:
+    engine = pooled(workers=3)
+    images = [image(f"x/stop:{n}") for n in range(20)]
+    plan = planned(engine, *images)
+    stop = threading.Event()
+    engine.before("remove_image", stop.set)
+    report = execute(plan, engine, stop=stop)
+    removed = report.count(REMOVED)
+    assert 1 <= removed <= 3, statuses(report)  # the first, and at most two beside it
+    assert report.count(OutcomeStatus.NOT_ATTEMPTED) == 20 - removed
+    assert statuses(report) == [REMOVED] * removed + [OutcomeStatus.NOT_ATTEMPTED] * (20 - removed)
+    assert report.aborted is None
+
+
+def test_an_engine_lost_in_a_pool_ends_the_run_and_the_rest_is_not_attempted() -> None:
+    engine = pooled()
+    images = [image(f"x/lost:{n}") for n in range(12)]
+    plan = planned(engine, *images)
+    engine.fail("remove_image", unreachable(), arg=planned_ids(plan)[3])
+    report = execute(plan, engine)
+    assert report.aborted is not None
+    assert "unreachable" in report.aborted
+    assert statuses(report)[:4] == [REMOVED] * 3 + [OutcomeStatus.FAILED]  # its delete was sent
+    assert report.count(REMOVED) <= 3 + 3  # and those started beside it, at most
+    assert report.outcomes[-1].status is OutcomeStatus.NOT_ATTEMPTED
+    assert report.orphans == ()
+
+
+def test_paced_images_are_deleted_one_at_a_time() -> None:
+    engine = pooled()
+    images = [image(f"x/paced:{n}") for n in range(3)]
+    plan = planned(engine, *images)
+    threads: set[str] = set()
+    engine.before("remove_image", lambda: threads.add(threading.current_thread().name), times=None)
+    pacer = Pacer({Kind.IMAGE: 1000.0}, None, None)
+    assert execute(plan, engine, pacer=pacer).count(REMOVED) == 3
+    assert threads == {threading.current_thread().name}
+
+
+def test_an_engine_lost_by_every_deletion_in_flight_is_logged_once() -> None:
+    engine = pooled()
+    images = [image(f"x/down:{n}") for n in range(8)]
+    plan = planned(engine, *images)
+    engine.overlap_removals(4)
+    engine.fail("remove_image", unreachable(), times=None)
+    with capture_logs() as logs:
+        report = execute(plan, engine)
+    assert report.aborted is not None
+    assert statuses(report)[:4] == [OutcomeStatus.FAILED] * 4  # all four were in flight
+    assert statuses(report)[4:] == [OutcomeStatus.NOT_ATTEMPTED] * 4
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["engine_lost"]
+
+
+def test_the_time_budget_in_a_pool_starts_no_more_and_the_ones_in_flight_finish() -> None:
+    engine = pooled()
+    images = [image(f"x/budget:{n}") for n in range(8)]
+    plan = planned(engine, *images)
+    engine.overlap_removals(2)  # the first two are in flight together when time is up
+    reads = iter([0.0] * 4)  # two starts (a read for the check, one for the pace), then late
+
+    def clock() -> float:
+        return next(reads, 100.0)
+
+    deadline = Deadline(10.0, "cycle time budget of 10s used up")
+    report = execute(plan, engine, pacer=Pacer({}, deadline, None, clock=clock))
+    assert statuses(report) == [REMOVED] * 2 + [OutcomeStatus.NOT_ATTEMPTED] * 6
+    assert report.time_up == deadline.detail
+    assert all(o.detail == deadline.detail for o in report.outcomes[2:])
