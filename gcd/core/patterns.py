@@ -72,19 +72,31 @@ def _compile(text: str, glob_to_regex: Callable[[str], str]) -> Any:
         raise PatternError(f"invalid pattern {_cut(text)!r}: {_cut(str(reason), 120)}") from None
 
 
+MEMO_LIMIT = 50_000
+"""Answers a pattern remembers (a few MiB at most): a plan asks the same few thousand
+references every cycle, and one RE2 match through its Python binding costs ~10 µs."""
+
+
 @dataclass(frozen=True, slots=True)
 class Pattern:
     """One pattern as written in the policy, compiled once."""
 
     text: str
     _compiled: Any = field(compare=False, repr=False, default=None)
+    _memo: dict[Reference, bool] = field(compare=False, repr=False, default_factory=dict)
 
     @classmethod
     def compile(cls, text: str) -> Pattern:
         return cls(text, _compile(text, lambda glob: _glob_to_regex(_normalise_glob(glob))))
 
     def matches(self, reference: Reference) -> bool:
-        return self._compiled.match(str(reference)) is not None
+        known = self._memo.get(reference)
+        if known is None:
+            known = self._compiled.match(str(reference)) is not None
+            if len(self._memo) >= MEMO_LIMIT:  # a host's churn of tags must not grow it
+                self._memo.clear()
+            self._memo[reference] = known
+        return known
 
 
 def _name_glob_to_regex(glob: str) -> str:
