@@ -32,7 +32,6 @@ from typing import Any
 import structlog
 
 from gcd.core.ages import AgeStart, UnknownAge
-from gcd.core.patterns import MEMO_LIMIT
 from gcd.core.records import Image, Snapshot
 from gcd.core.references import InvalidReferenceError, Reference, parse_reference
 from gcd.engine.api import EngineApi
@@ -55,35 +54,51 @@ _NONE_REFERENCES = frozenset({"<none>:<none>", "<none>@<none>"})
 _SHARED_STORE = LayerStore()
 
 
-_PARSED: dict[tuple[str, ...], tuple[Reference, ...]] = {}
-"""`RepoTags`/`RepoDigests` lists already parsed in this process: a warm cycle lists the same
-ones again (~7,000 parses at 1,000 images). Bounded like gcd.core.patterns' memo; a list
-with a reference that does not parse is never kept, so its warning is logged every time."""
+@dataclass(slots=True)
+class _ParsedLists:
+    """`RepoTags`/`RepoDigests` lists parsed by the last snapshot and by this one: a warm
+    cycle lists the same ones again (~7,000 parses at 1,000 images). Each snapshot keeps only
+    the lists it saw (`turn`), so what left the host is forgotten; a list with a reference
+    that does not parse is never kept, so its warning is logged every time."""
+
+    last: dict[tuple[str, ...], tuple[Reference, ...]] = field(default_factory=dict)
+    now: dict[tuple[str, ...], tuple[Reference, ...]] = field(default_factory=dict)
+
+    def turn(self) -> None:
+        self.last, self.now = self.now, {}
+
+    def parse(self, values: Any) -> tuple[Reference, ...]:
+        if not values:
+            return ()
+        key = tuple(values) if all(isinstance(value, str) for value in values) else None
+        if key is not None:
+            known = self.now.get(key)
+            if known is None:
+                known = self.last.get(key)
+            if known is not None:
+                self.now[key] = known
+                return known
+        references: list[Reference] = []
+        unparsed = False
+        for value in values:
+            if not isinstance(value, str) or value in _NONE_REFERENCES:
+                continue
+            try:
+                references.append(parse_reference(value))
+            except InvalidReferenceError:
+                unparsed = True
+                log.warning("reference_unparsed", reference=value)
+        parsed = tuple(sorted(set(references)))
+        if key is not None and not unparsed:
+            self.now[key] = parsed
+        return parsed
+
+
+_PARSED = _ParsedLists()
 
 
 def parse_references(values: Any) -> tuple[Reference, ...]:
-    if not values:
-        return ()
-    key = tuple(values) if all(isinstance(value, str) for value in values) else None
-    known = _PARSED.get(key) if key is not None else None
-    if known is not None:
-        return known
-    references: list[Reference] = []
-    unparsed = False
-    for value in values:
-        if not isinstance(value, str) or value in _NONE_REFERENCES:
-            continue
-        try:
-            references.append(parse_reference(value))
-        except InvalidReferenceError:
-            unparsed = True
-            log.warning("reference_unparsed", reference=value)
-    parsed = tuple(sorted(set(references)))
-    if key is not None and not unparsed:
-        if len(_PARSED) >= MEMO_LIMIT:
-            _PARSED.clear()
-        _PARSED[key] = parsed
-    return parsed
+    return _PARSED.parse(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +208,7 @@ def take_snapshot(
     own_bytes = not is_containerd_store(info)
 
     images: list[Image] = []
+    _PARSED.turn()
     unit_sizes: dict[str, int] = {}
     estimated = 0
     for raw in raw_images:
