@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -24,11 +25,13 @@ from gcd.core.records import ContainerState, Snapshot
 from gcd.core.rules import RuleId
 from gcd.core.units import spell_duration
 from gcd.engine.client import Engine
-from gcd.engine.executor import Deadline, Pacer, execute
 from gcd.engine.outcomes import Outcome, OutcomeStatus, Report
 from gcd.engine.snapshot import take_snapshot
 from gcd.host.lock import hold_lock
 from gcd.host.state import State
+
+if TYPE_CHECKING:  # `gcd plan` executes nothing: the executor is imported where a run needs it
+    from gcd.engine.executor import Deadline, Pacer
 
 log = structlog.get_logger("gcd.cycle")
 
@@ -170,6 +173,8 @@ def _retry_images(plan: Plan, report: Report, engine: Engine, pacer: Pacer) -> R
     """At the critical watermark images go last and those the full engine could not delete
     (HTTP 500 while rewriting its metadata) are tried once more, now that the other kinds
     have freed space."""
+    from gcd.engine.executor import execute  # noqa: PLC0415 (see TYPE_CHECKING)
+
     failed = {
         o.key
         for o in report.outcomes
@@ -202,6 +207,8 @@ def deadline_of(policy: Policy, started: float, next_cycle: float | None) -> Dea
     the next scheduled cycle (both on the monotonic clock). Unpaced, a cycle is not cut at
     the next fire time: the next cycle would only take a new snapshot and go on with the
     same removals, as fast."""
+    from gcd.engine.executor import Deadline  # noqa: PLC0415 (see TYPE_CHECKING)
+
     budget = policy.safety.max_cycle_duration
     candidates: list[Deadline] = []
     if budget is not None:
@@ -240,6 +247,8 @@ def run_once(
     `safety.pace` spaces the removals; the run stops at an object boundary once past
     `safety.max_cycle_duration` or, paced, at `next_cycle` (the daemon's next fire time, on
     the monotonic clock), leaving the rest for the next cycle (`Report.time_up`)."""
+    from gcd.engine.executor import Pacer, execute  # noqa: PLC0415 (see TYPE_CHECKING)
+
     started = time.monotonic()
     with hold_lock(state_dir):
         planned = plan_once(engine, policy, state_dir, now, pressure)

@@ -265,5 +265,11 @@ def run_document(
 
 
 def write_json(document: dict[str, Any], out: IO[str]) -> None:
-    json.dump(document, out, indent=2)
+    """Indented for a terminal; one line for a pipe or a file, which the standard library's C
+    encoder writes (`indent` runs its pure-Python encoder: 25 ms against 4 ms for the 1,100
+    decisions of a 1,000-image plan). The same document either way; `jq .` indents it."""
+    if out.isatty():
+        json.dump(document, out, indent=2)
+    else:
+        out.write(json.dumps(document))
     out.write("\n")

@@ -72,19 +72,48 @@ def _compile(text: str, glob_to_regex: Callable[[str], str]) -> Any:
         raise PatternError(f"invalid pattern {_cut(text)!r}: {_cut(str(reason), 120)}") from None
 
 
+MEMO_LIMIT = 16_384
+"""Answers a pattern remembers per generation: a plan asks the same few thousand references
+every cycle, and one RE2 match through its Python binding costs ~10 µs. Two generations
+(`_Memo`) so tags that left the host are forgotten: at most 2 × this many per pattern."""
+
+
+@dataclass(slots=True)
+class _Memo:
+    """Recent answers, and the generation before (`Pattern.matches` reads both): a hit in
+    the old one moves to the recent one; a full recent generation becomes the old one, and
+    the old one is dropped."""
+
+    recent: dict[Reference, bool] = field(default_factory=dict)
+    old: dict[Reference, bool] = field(default_factory=dict)
+
+    def put(self, reference: Reference, answer: bool) -> None:
+        if len(self.recent) >= MEMO_LIMIT:
+            self.old, self.recent = self.recent, {}
+        self.recent[reference] = answer
+
+
 @dataclass(frozen=True, slots=True)
 class Pattern:
     """One pattern as written in the policy, compiled once."""
 
     text: str
     _compiled: Any = field(compare=False, repr=False, default=None)
+    _memo: _Memo = field(compare=False, repr=False, default_factory=_Memo)
 
     @classmethod
     def compile(cls, text: str) -> Pattern:
         return cls(text, _compile(text, lambda glob: _glob_to_regex(_normalise_glob(glob))))
 
     def matches(self, reference: Reference) -> bool:
-        return self._compiled.match(str(reference)) is not None
+        memo = self._memo
+        known = memo.recent.get(reference)
+        if known is None:
+            known = memo.old.get(reference)
+            if known is None:
+                known = self._compiled.match(str(reference)) is not None
+            memo.put(reference, known)
+        return known
 
 
 def _name_glob_to_regex(glob: str) -> str:

@@ -68,9 +68,11 @@ class Container:
     """Made by the classic builder for one Dockerfile step (`gcd.engine.builds`): a build
     is running while it exists, and removing it would break that build."""
 
-    @property
-    def key(self) -> Key:
-        return Key(Kind.CONTAINER, self.id)
+    key: Key = field(init=False, compare=False, repr=False)
+    """`Key(Kind.CONTAINER, id)`, made once (read many times per plan)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", Key(Kind.CONTAINER, self.id))
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -120,10 +122,11 @@ class Image:
     age_from: AgeStart = field(default=AgeStart.RECORDED, compare=False)
     """What `seen_at` was started from (`gcd.core.ages`): how it was read, not what the image
     is, so two readings of one image are equal."""
+    key: Key = field(init=False, compare=False, repr=False)
+    """`Key(Kind.IMAGE, id)`, made once: a plan reads it ~15 times per image."""
 
-    @property
-    def key(self) -> Key:
-        return Key(Kind.IMAGE, self.id)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", Key(Kind.IMAGE, self.id))
 
     @property
     def units(self) -> tuple[str, ...]:

@@ -74,8 +74,12 @@ class RuleId(StrEnum):
 
     @property
     def deletes(self) -> bool:
-        return self.value.startswith("delete.")
+        # A set lookup: `.value` goes through the enum's descriptor, ~1 µs, and a plan asks
+        # this ~12 times per object.
+        return self in _DELETING
 
+
+_DELETING = frozenset(rule for rule in RuleId if rule.value.startswith("delete."))
 
 _SOFT = frozenset(
     {

@@ -54,16 +54,51 @@ _NONE_REFERENCES = frozenset({"<none>:<none>", "<none>@<none>"})
 _SHARED_STORE = LayerStore()
 
 
+@dataclass(slots=True)
+class _ParsedLists:
+    """`RepoTags`/`RepoDigests` lists parsed by the last snapshot and by this one: a warm
+    cycle lists the same ones again (~7,000 parses at 1,000 images). Each snapshot keeps only
+    the lists it saw (`turn`), so what left the host is forgotten; a list with a reference
+    that does not parse is never kept, so its warning is logged every time."""
+
+    last: dict[tuple[str, ...], tuple[Reference, ...]] = field(default_factory=dict)
+    now: dict[tuple[str, ...], tuple[Reference, ...]] = field(default_factory=dict)
+
+    def turn(self) -> None:
+        self.last, self.now = self.now, {}
+
+    def parse(self, values: Any) -> tuple[Reference, ...]:
+        if not values:
+            return ()
+        key = tuple(values) if all(isinstance(value, str) for value in values) else None
+        if key is not None:
+            known = self.now.get(key)
+            if known is None:
+                known = self.last.get(key)
+            if known is not None:
+                self.now[key] = known
+                return known
+        references: list[Reference] = []
+        unparsed = False
+        for value in values:
+            if not isinstance(value, str) or value in _NONE_REFERENCES:
+                continue
+            try:
+                references.append(parse_reference(value))
+            except InvalidReferenceError:
+                unparsed = True
+                log.warning("reference_unparsed", reference=value)
+        parsed = tuple(sorted(set(references)))
+        if key is not None and not unparsed:
+            self.now[key] = parsed
+        return parsed
+
+
+_PARSED = _ParsedLists()
+
+
 def parse_references(values: Any) -> tuple[Reference, ...]:
-    references: list[Reference] = []
-    for value in values or ():
-        if not isinstance(value, str) or value in _NONE_REFERENCES:
-            continue
-        try:
-            references.append(parse_reference(value))
-        except InvalidReferenceError:
-            log.warning("reference_unparsed", reference=value)
-    return tuple(sorted(set(references)))
+    return _PARSED.parse(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +208,7 @@ def take_snapshot(
     own_bytes = not is_containerd_store(info)
 
     images: list[Image] = []
+    _PARSED.turn()
     unit_sizes: dict[str, int] = {}
     estimated = 0
     for raw in raw_images:

@@ -56,6 +56,7 @@ from pathlib import Path
 
 from gcd.host.state_db import (
     DB_FILE,
+    Rows,
     Scope,
     connect,
     delete_objects,
@@ -110,6 +111,23 @@ def _write(conn: sqlite3.Connection, scope: Scope, changes: list[_Change]) -> No
             delete_objects(conn, scope, kind, [c.object_id for c in group])
 
 
+def _records_of(rows: Rows) -> dict[_Key, _Record]:
+    """The rows as records; an object's units only when positions 0… are all there (the
+    units come ordered by object and position)."""
+    records: dict[_Key, _Record] = {
+        (kind, object_id): _Record(from_us(first_seen_us), from_us(last_used_us))
+        for kind, object_id, first_seen_us, last_used_us in rows.objects
+    }
+    for key, group in itertools.groupby(rows.units, key=lambda row: (row[0], row[1])):
+        entries = list(group)
+        if all(entry[2] == position for position, entry in enumerate(entries)):
+            record = records.get(key)
+            if record is None:
+                record = records[key] = _Record()
+            record.units = tuple((entry[3], entry[4]) for entry in entries)
+    return records
+
+
 class State:
     """The state of one engine and store. `State.load(directory, scope)` reads it; a `State`
     loaded without a scope checks the database and learns its scope from `bind` (the snapshot
@@ -145,16 +163,7 @@ class State:
         with connect(self.directory) as db:
             migrate_legacy(db, scope)
             rows = read_scope(db.conn, scope)
-        records: dict[_Key, _Record] = {}
-        for kind, object_id, first_seen_us, last_used_us in rows.objects:
-            records[kind, object_id] = _Record(from_us(first_seen_us), from_us(last_used_us))
-        units: dict[_Key, list[tuple[int, str, int]]] = {}
-        for kind, object_id, position, unit, size in rows.units:
-            units.setdefault((kind, object_id), []).append((position, unit, size))
-        for key, entries in units.items():
-            if [position for position, _, _ in entries] == list(range(len(entries))):
-                records.setdefault(key, _Record()).units = tuple((u, s) for _, u, s in entries)
-        self.scope, self._records, self._loaded = scope, records, True
+        self.scope, self._records, self._loaded = scope, _records_of(rows), True
 
     def _bound(self) -> Scope:
         if self.scope is None:
@@ -219,7 +228,10 @@ class State:
 
     def save(self) -> None:
         """Write the queued changes in one short transaction (and create and check the
-        database if it is missing, even with nothing to write)."""
+        database if it is missing, even with nothing to write, unless `bind` opened and
+        checked it: a warm plan with nothing new opens the database once)."""
+        if not self._pending and self._loaded:
+            return
         pending, self._pending = self._pending, []
         try:
             with connect(self.directory) as db:

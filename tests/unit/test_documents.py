@@ -129,3 +129,19 @@ def test_the_format_version_option_defaults_to_the_latest_and_takes_1(command: l
 
 def test_an_outcome_key_is_the_kind_and_the_full_id() -> None:
     assert REPORT.outcomes[0].key == Key(Kind.IMAGE, OLD.id)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_json_is_indented_on_a_terminal_and_one_line_to_a_pipe_the_same_document() -> None:
+    document = run_document(PLAN, REPORT, 100)
+    terminal, pipe = _Terminal(), io.StringIO()
+    write_json(document, terminal)
+    write_json(document, pipe)
+    assert terminal.getvalue().startswith('{\n  "format": 2,')
+    assert pipe.getvalue().count("\n") == 1
+    assert pipe.getvalue().endswith("}\n")
+    assert json.loads(terminal.getvalue()) == json.loads(pipe.getvalue()) == document
