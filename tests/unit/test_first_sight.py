@@ -5,11 +5,12 @@ tests/integration/test_first_sight.py."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
-from gcd.engine.first_sight import Inspected, derive_sizes, fetch_unseen, history_batch
+from gcd.engine.first_sight import WORKERS, Inspected, derive_sizes, fetch_unseen, history_batch
 from gcd.engine.layers import ImageLayers, LayerStore, chain_ids
 from gcd.engine.snapshot import take_snapshot
 from gcd.errors import EngineUnreachableError
@@ -164,3 +165,13 @@ def test_the_snapshot_s_layers_by_subtraction_equal_the_history_s(tmp_path: Path
         assert image.layers == expected.layers
         assert [snapshot.unit_sizes[k] for k in image.layers] == list(expected.sizes)
     assert {i.id for i in snapshot.images} == set(ids)
+
+
+def test_requests_of_a_first_sight_are_in_flight_together() -> None:
+    # The first two inspects wait for each other: served one at a time, they never meet.
+    engine = FakeEngine()
+    ids = built(engine, 8)
+    meet = threading.Barrier(2, timeout=60)
+    engine.before("inspect_image", meet.wait, times=2)
+    found = fetch(engine, ids, WORKERS)
+    assert all(found[i] is not None for i in ids)
