@@ -9,8 +9,10 @@ Three sources, best first; layer keys are chain ids, so every source agrees on w
    API calls; cached per image id, since ids are content addresses.
 2. The Engine API, when the data root is out of reach (the shipped units run as an unprivileged
    user): `GET /images/{id}/json` (`RootFS.Layers`) and `GET /images/{id}/history`, whose
-   non-empty entries carry each layer's size as Docker counts it. Two calls per image *never
-   seen before*: the caller caches the result in gcd's state, keyed by image id.
+   non-empty entries carry each layer's size as Docker counts it. At most two calls per image
+   *never seen before*, often one (gcd.engine.first_sight: on a graphdriver engine the listed
+   `Size` is the sum of the layers, so one unknown layer is a subtraction), a few at a time;
+   the caller caches the result in gcd's state, keyed by image id.
 3. An estimate: the image as one opaque unit of its listed `Size`, keyed by its id. Used when
    the history cannot be matched to the layers (empty-layer entries mixed with zero-byte layers),
    on an image that vanished mid-snapshot, and for the containerd image store's odd entries.
@@ -23,7 +25,7 @@ all snapshots. What it does not count, and gcd neither, are the content store's 
 (compressed layers, manifests, configs), freed too when no other image shares them; the
 filesystem's own count (`statvfs`) shows them. On Podman the history gives each layer's
 uncompressed tar size, as Podman counts it, plus each image's manifest and config
-(`layers_from_engine`'s own bytes). docs/engines.md has the matrix.
+(gcd.engine.first_sight's own bytes). docs/engines.md has the matrix.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gcd.engine.api import EngineApi
 from gcd.engine.times import parse_go_time
 
 
@@ -153,34 +154,3 @@ def sizes_from_history(history: list[dict[str, Any]], count: int) -> tuple[int, 
         return tuple(sizes)
     positive = tuple(s for s in sizes if s > 0)
     return positive if len(positive) == count else None
-
-
-def layers_from_engine(
-    engine: EngineApi, image_id: str, size_bytes: int, *, own_bytes: bool = True
-) -> ImageLayers | None:
-    """Source 2 (or 3 when the history is ambiguous); None when the image is gone.
-
-    With `own_bytes`, what the listed `Size` holds beyond the layers is the image's own unit,
-    keyed by its id: Podman stores each image's manifest and config beside its layers and
-    counts them in `LayersSize`; on a graphdriver engine it is 0. Not on the containerd
-    store, where it is the content store's blobs, which `LayersSize` does not count and
-    images may share."""
-    inspected = engine.inspect_image(image_id)
-    if inspected is None:
-        return None
-    metadata = inspected.get("Metadata") or {}
-    last_tag_time = parse_go_time(str(metadata.get("LastTagTime") or ""))
-    diff_ids = (inspected.get("RootFS") or {}).get("Layers") or []
-    if not diff_ids or not all(isinstance(d, str) for d in diff_ids):
-        return ImageLayers((image_id,), (size_bytes,), last_tag_time)
-    history = engine.image_history(image_id)
-    if history is None:
-        return None
-    sizes = sizes_from_history(history, len(diff_ids))
-    if sizes is None:
-        return ImageLayers((image_id,), (size_bytes,), last_tag_time)
-    keys = tuple(chain_ids(diff_ids))
-    own = size_bytes - sum(sizes)
-    if own_bytes and own > 0:
-        return ImageLayers((*keys, image_id), (*sizes, own), last_tag_time)
-    return ImageLayers(keys, sizes, last_tag_time)

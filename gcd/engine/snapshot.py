@@ -37,13 +37,14 @@ from gcd.core.references import InvalidReferenceError, Reference, parse_referenc
 from gcd.engine.api import EngineApi
 from gcd.engine.arrivals import age_start
 from gcd.engine.builds import mark_build_steps
+from gcd.engine.first_sight import prefetch
 from gcd.engine.identity import engine_scope
 from gcd.engine.kinds.build_cache import read_build_cache
 from gcd.engine.kinds.build_cache import unit_sizes as build_cache_sizes
 from gcd.engine.kinds.containers import SHARED_DETAILS, DetailsCache, read_containers
 from gcd.engine.kinds.networks import read_networks
 from gcd.engine.kinds.volumes import read_volumes, volume_sizes
-from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store, layers_from_engine
+from gcd.engine.layers import ImageLayers, LayerStore, is_containerd_store
 from gcd.engine.times import parse_created
 from gcd.errors import EngineDownError, EngineError, EngineNoAnswerError
 from gcd.host.state import State
@@ -152,14 +153,13 @@ def _sizes_rw(containers: Any) -> dict[str, int]:
 
 
 def _layers(
-    engine: EngineApi,
     state: State,
     store: LayerStore,
     *,
     image_root: Path | None,
     image_id: str,
     size: int,
-    own_bytes: bool,
+    fetched: dict[str, ImageLayers | None],
 ) -> ImageLayers:
     cached = state.layers(image_id)
     if image_root is not None:
@@ -176,11 +176,11 @@ def _layers(
         return found
     if cached is not None:
         return ImageLayers.of_pairs(cached)
-    fetched = layers_from_engine(engine, image_id, size, own_bytes=own_bytes)
-    if fetched is None:
+    found = fetched.get(image_id)  # gcd.engine.first_sight's, None for one gone since the list
+    if found is None:
         return ImageLayers.estimate(image_id, size)
-    state.record_layers(image_id, fetched.pairs())
-    return fetched
+    state.record_layers(image_id, found.pairs())
+    return found
 
 
 def take_snapshot(
@@ -206,6 +206,7 @@ def take_snapshot(
     usage = read_disk_usage(engine)
     image_root = layer_store.root_for(info, engine.host)
     own_bytes = not is_containerd_store(info)
+    fetched = {} if image_root else prefetch(engine, state, raw_images, own_bytes=own_bytes)
 
     images: list[Image] = []
     _PARSED.turn()
@@ -215,13 +216,12 @@ def take_snapshot(
         image_id = str(raw["Id"])
         size = int(raw.get("Size") or 0)
         found = _layers(
-            engine,
             state,
             layer_store,
             image_root=image_root,
             image_id=image_id,
             size=size,
-            own_bytes=own_bytes,
+            fetched=fetched,
         )
         unit_sizes.update(found.pairs())
         estimated += found.layers == (image_id,)

@@ -43,6 +43,7 @@ def test_every_figure_of_the_scale_bench_comes_out_at_a_tiny_size() -> None:
     for name in ("warm `gcd plan` process", "root / raw lists", "store out of reach / raw"):
         assert name in text, text
     assert re.search(r"first sight: [1-9]\d* requests on [1-9]\d* connections", text), text
+    assert re.search(r"first sight CPU: gcd [\d.]+s, engine [\d.]+s", text), text
     assert re.search(r"at rest .*: [\d.]+, [\d.]+$", text, re.MULTILINE), text
     assert "daemon cycles back to back: 3 in" in text, text
 

@@ -147,7 +147,7 @@ def test_freed_bytes_match_docker_accounting_with_shared_layers(
 
 
 def test_without_the_data_root_the_engine_api_gives_the_same_exact_layers(
-    clean_engine: PrivateEngine, api: docker.APIClient, tmp_path: Path
+    clean_engine: PrivateEngine, api: docker.APIClient, traits: Traits, tmp_path: Path
 ) -> None:
     base = layer(40_000, "api-base")
     keep, one, two = load(
@@ -160,7 +160,10 @@ def test_without_the_data_root_the_engine_api_gives_the_same_exact_layers(
     counting = CountingEngine(clean_engine.host)
     state = State.load(tmp_path / "b")
     via_api = take_snapshot(counting, state, NOW, LayerStore(use_disk=False))
-    assert counting.calls == CALLS + 2 * 3  # inspect and history, once per new image
+    # An inspect per new image; a history for `keep` and `two`, whose two layers are unknown:
+    # `one`'s own layer is the rest of its listed `Size` (gcd.engine.first_sight), but not on
+    # the containerd store or Podman, whose `Size` is not the sum of the layers.
+    assert counting.calls == CALLS + 3 + (2 if traits.layer_db else 3)
     assert {i.id: i.layers for i in via_api.images} == {i.id: i.layers for i in from_disk.images}
     assert via_api.unit_sizes == from_disk.unit_sizes
 
