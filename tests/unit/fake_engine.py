@@ -310,15 +310,22 @@ class FakeEngine:
         return [args for name, args in self.calls if name == call]
 
     def _enter(self, call: str, *args: Any) -> Fault | None:
-        self.calls.append((call, args))
+        """Record the call and run its hooks. The bookkeeping is under the lock; the hooks
+        run under it only where the caller holds it (inspect_image does not: a test's hook
+        may wait there for another call in flight)."""
         fault: Fault | None = None
-        for due in [d for d in self._due if d.matches(call, args)]:
-            if due.times is not None:
-                due.times -= 1
-            if due.action is not None:
-                due.action()
-            if due.fault is not None and fault is None:
-                fault = due.fault
+        actions: list[Callable[[], object]] = []
+        with self.lock:
+            self.calls.append((call, args))
+            for due in [d for d in self._due if d.matches(call, args)]:
+                if due.times is not None:
+                    due.times -= 1
+                if due.action is not None:
+                    actions.append(due.action)
+                if due.fault is not None and fault is None:
+                    fault = due.fault
+        for action in actions:
+            action()
         return fault
 
     def _raise(self, fault: Fault, what: str) -> NoReturn:
@@ -635,8 +642,8 @@ class FakeEngine:
         ]
 
     def inspect_image(self, image: str) -> dict[str, Any] | None:
+        fault = self._enter("inspect_image", image)
         with self.lock:
-            fault = self._enter("inspect_image", image)
             if fault is not None:
                 self._raise(fault, f"GET /images/{image}/json")
             found = self._find(image)
