@@ -199,6 +199,7 @@ def _retry_images(plan: Plan, report: Report, engine: Engine, pacer: Pacer) -> R
         report.aborted or retry.aborted,
         report.orphans + retry.orphans,
         report.time_up or retry.time_up,
+        orphan_check_failed=report.orphan_check_failed or retry.orphan_check_failed,
     )
 
 

@@ -294,7 +294,13 @@ class _Run:
         found = (
             orphans.sweep(self.engine, self.removed_at, self.stop) if self.aborted is None else ()
         )
-        return Report(tuple(self.outcomes), self.aborted, found, self.time_up)
+        return Report(
+            tuple(self.outcomes),
+            self.aborted,
+            found or (),
+            self.time_up,
+            orphan_check_failed=found is None,
+        )
 
     def lose(self, lost: str | None) -> None:
         """The run ends when the engine became unreachable: logged once, however many

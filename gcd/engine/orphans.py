@@ -46,13 +46,15 @@ def sweep(
     engine: EngineApi,
     removed_at: Mapping[str, float],
     stop: threading.Event | None = None,
-) -> tuple[Orphan, ...]:
+) -> tuple[Orphan, ...] | None:
     """The containers of the images in `removed_at` (image id → `time.monotonic()` of its
     removal), listed once, `engine.timeouts.settle` (2 s) after the last removal: a create
     takes milliseconds, a few hundred under load, so one that began before the delete has
     finished by then. Paid once per run that removed images; a stop cuts the wait short.
     It is also the only container check after a forced delete of a multi-tag image (a
-    container created in the round trip before it): one list per run, not one per image."""
+    container created in the round trip before it): one list per run, not one per image.
+    None when the list failed: such containers may have gone unreported (the run stands; the
+    caller counts it in `gcd_orphan_checks_failed_total`)."""
     if not removed_at:
         return ()
     wait = engine.timeouts.settle - (time.monotonic() - max(removed_at.values()))
@@ -64,8 +66,14 @@ def sweep(
     try:
         containers = engine.list_containers()
     except (EngineError, EngineUnreachableError) as exc:
-        log.warning("orphan_check_failed", images=len(removed_at), error=str(exc))
-        return ()
+        log.warning(
+            "orphan_check_failed",
+            images=len(removed_at),
+            error=str(exc),
+            detail="a container created while gcd deleted its image would go unreported "
+            "in this run; counted in gcd_orphan_checks_failed_total",
+        )
+        return None
     users: dict[str, set[str]] = {}
     for container in containers:
         image_id = container.get("ImageID")

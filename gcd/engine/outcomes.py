@@ -57,6 +57,8 @@ class Report:
     time_up: str | None = None
     """Why the run stopped early on its time budget (`safety.max_cycle_duration`, the next
     scheduled cycle); the rest is `not_attempted` and left for the next cycle."""
+    orphan_check_failed: bool = False
+    """The container list after the run's image deletions failed (`gcd.engine.orphans`)."""
 
     def count(self, status: OutcomeStatus) -> int:
         return sum(1 for o in self.outcomes if o.status is status)

@@ -170,6 +170,12 @@ class Metrics(DiskFigures, PolicyFigures):
             "registers a container only once its create completes): the container keeps its "
             "layers and starts, but its image is gone. Logged as image_removed_under_container.",
         )
+        self.orphan_checks_failed = counter(
+            "gcd_orphan_checks_failed",
+            "Runs whose container list after their image deletions failed: a container created "
+            "while gcd deleted its image would have gone unreported (gcd_images_removed_under_"
+            "container_total). Logged as orphan_check_failed.",
+        )
         self.compose_files = gauge(
             "gcd_compose_files",
             "Compose files of images.keep[i].compose read in the last cycle: ok, or failed "
@@ -262,6 +268,8 @@ class Metrics(DiskFigures, PolicyFigures):
             for (kind, rule), amount in apportion(split, max(freed_bytes, 0), fallback).items():
                 self.reclaimed_bytes.labels(kind.value, rule.value).inc(amount)
         self.removed_under_container.inc(len(report.orphans))
+        if report.orphan_check_failed:
+            self.orphan_checks_failed.inc()
         for outcome in report.outcomes:
             self.removals.labels(outcome.key.kind.value, OUTCOME_OF[outcome.status].value).inc()
         if result is not CycleResult.REFUSED:
@@ -359,6 +367,7 @@ class Metrics(DiskFigures, PolicyFigures):
             "gcd_filesystem_freed_bytes": self.filesystem_freed_bytes,
             "gcd_safety_aborts": self.safety_aborts,
             "gcd_images_removed_under_container": self.removed_under_container,
+            "gcd_orphan_checks_failed": self.orphan_checks_failed,
         }
 
     def carry_gauge(self, name: str, value: float) -> None:

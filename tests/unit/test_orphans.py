@@ -38,11 +38,13 @@ def test_a_container_registered_after_the_delete_is_reported_and_counted() -> No
     (event,) = [e for e in logs if e["log_level"] == "error"]
     assert event["containers"] == ["late (exited)"]
     assert [(o.image_id, o.containers) for o in report.orphans] == [(single.id, ("late (exited)",))]
+    assert not report.orphan_check_failed
     registry = CollectorRegistry()
     Metrics(registry).record_run(
         plan, report, 0, unit_sizes={}, trigger="once", duration_seconds=1.0, now=NOW
     )
     assert registry.get_sample_value("gcd_images_removed_under_container_total") == 1
+    assert registry.get_sample_value("gcd_orphan_checks_failed_total") == 0
 
 
 def test_a_container_created_just_before_a_forced_delete_is_found_by_the_last_list() -> None:
@@ -84,3 +86,10 @@ def test_a_failing_last_list_is_a_warning_and_the_run_stands() -> None:
     assert only(report).status is OutcomeStatus.REMOVED
     assert events(logs, "warning") == ["orphan_check_failed"]
     assert report.orphans == ()
+    assert report.orphan_check_failed
+    registry = CollectorRegistry()
+    Metrics(registry).record_run(
+        plan, report, 0, unit_sizes={}, trigger="once", duration_seconds=1.0, now=NOW
+    )
+    assert registry.get_sample_value("gcd_orphan_checks_failed_total") == 1
+    assert registry.get_sample_value("gcd_images_removed_under_container_total") == 0
