@@ -40,13 +40,11 @@ from gcd.errors import (
     EngineUnreachableError,
     ExitCode,
     GcdError,
-    PolicyError,
 )
 from gcd.host.memory import release_memory
 from gcd.jobs import (
     Background,
     DaemonThreads,
-    ReloadTimeoutError,
     ScheduleError,
     Triggers,
     build_triggers,
@@ -55,6 +53,7 @@ from gcd.jobs import (
 )
 from gcd.observer import CycleObserver
 from gcd.probe import engine_answers
+from gcd.reload import PolicyReload
 from gcd.sdnotify import Notifier, watchdog_interval_seconds
 from gcd.startgate import StartGate
 from gcd.uses import UseBuffer
@@ -89,7 +88,7 @@ class DaemonSettings:
     """The first cycle waits for the first scrape of /metrics, at most this long (StartGate)."""
 
 
-class Daemon:
+class Daemon(PolicyReload):
     def __init__(
         self,
         settings: DaemonSettings,
@@ -324,66 +323,6 @@ class Daemon:
                 f"{self.policy.source}: schedule: the scheduler did not start with the cycle "
                 "job (see the log above)"
             )
-
-    def _poll_reload(self) -> None:
-        """Start a reload asked for by SIGHUP, or finish the one under way; never blocks."""
-        pending = self.pending_load
-        if pending is None:
-            if not self.reload_requested.is_set():
-                return
-            self.reload_requested.clear()
-            self.notifier.reloading(time.monotonic_ns() // 1000)
-            path = self.settings.policy_path
-            self.pending_load = Background(
-                "gcd-reload", lambda: self.load_policy(path), self.settings.reload_deadline_seconds
-            )
-            return
-        if pending.done.is_set() or pending.overdue:
-            self.pending_load = None
-            self._finish_reload(pending)
-
-    def _finish_reload(self, pending: Background[Policy]) -> bool:
-        # All or nothing: the new triggers are built and tried before anything is swapped.
-        try:
-            if not pending.done.is_set():
-                raise ReloadTimeoutError(
-                    f"loading {self.settings.policy_path} took longer than "
-                    f"{pending.deadline_seconds:g} s (a FIFO, a device, a huge file?); "
-                    "abandoned"
-                )
-            if pending.error is not None:
-                raise pending.error
-            assert pending.value is not None
-            policy = pending.value
-            triggers = build_triggers(policy)
-        except Exception as exc:  # every failure keeps the running policy
-            return self._reload_failed(exc)
-        running = self.policy
-        try:
-            self.policy = policy
-            self._apply_schedule(triggers, first=False)
-        except Exception as exc:  # the scheduler refused the triggers: back to the old ones
-            self.policy = running
-            self._apply_schedule(build_triggers(running), first=False)
-            return self._reload_failed(exc)
-        self.observer.policy_reloaded(self.settings.policy_path)
-        log.info("policy_reloaded", policy=policy.source)
-        self.notifier.ready(self.last_status)
-        return True
-
-    def _reload_failed(self, exc: Exception) -> bool:
-        self.observer.policy_reloaded(None)
-        known = isinstance(exc, GcdError)
-        log.error(
-            "policy_reload_failed",
-            error=str(exc) if known else f"{type(exc).__name__}: {exc}",
-            error_type=type(exc).__name__,
-            kept=self.policy.source,
-            **({} if known else {"exc_info": exc}),
-        )
-        first = exc.problems[0] if isinstance(exc, PolicyError) else exc
-        self.notifier.ready(f"reload failed, kept the running policy: {first}")
-        return False
 
     # -- main loop -------------------------------------------------------------------------
 
