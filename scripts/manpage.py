@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 
 from gcd import __version__
-from gcd.cli import _parser
+from gcd.arguments import build_parser
 
 FILES = (
     ("/etc/gcd/policy.yaml", "The policy (a conffile). As shipped it deletes nothing."),
@@ -98,7 +98,7 @@ def main() -> int:
     # The date of the build, in the header only; SOURCE_DATE_EPOCH keeps builds reproducible.
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0")) or None
     when = datetime.fromtimestamp(epoch, UTC) if epoch else datetime.now(UTC)
-    sys.stdout.write(render(_parser(), when.strftime("%Y-%m-%d")))
+    sys.stdout.write(render(build_parser(), when.strftime("%Y-%m-%d")))
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gcd.cli import _parser
+from gcd.arguments import build_parser
 from gcd.core.evaluate import evaluate
 from gcd.core.kind import Key, Kind
 from gcd.core.rules import RuleId
@@ -121,10 +121,10 @@ class TestFormat1:
 
 @pytest.mark.parametrize("command", [["plan"], ["run", "--once"]])
 def test_the_format_version_option_defaults_to_the_latest_and_takes_1(command: list[str]) -> None:
-    assert _parser().parse_args(command).format_version == LATEST_FORMAT == 2
-    assert _parser().parse_args([*command, "--format-version", "1"]).format_version == 1
+    assert build_parser().parse_args(command).format_version == LATEST_FORMAT == 2
+    assert build_parser().parse_args([*command, "--format-version", "1"]).format_version == 1
     with pytest.raises(SystemExit):
-        _parser().parse_args([*command, "--format-version", "3"])
+        build_parser().parse_args([*command, "--format-version", "3"])
 
 
 def test_an_outcome_key_is_the_kind_and_the_full_id() -> None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gcd.cli import _parser
+from gcd.arguments import build_parser
 from gcd.core.budget import Pressure
 from gcd.core.evaluate import evaluate
 from gcd.core.holds import (
@@ -131,7 +131,7 @@ def test_hold_durations_out_of_range_or_malformed(text: str) -> None:
 
 
 def test_the_commands_parse() -> None:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(["hold", "app:1", "base:2", "--for", "2h", "--reason", "ci"])
     assert (args.references, args.duration, args.reason) == (
         ["app:1", "base:2"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcd.cli import _parser
+from gcd.arguments import build_parser
 from gcd.config.loader import parse_policy
 from scripts import inert_policy, manpage
 
@@ -28,7 +28,7 @@ def test_removing_the_marks_gives_back_the_example() -> None:
 
 
 def test_the_man_page_names_every_command_and_option() -> None:
-    page = manpage.render(_parser(), "2026-01-01")
+    page = manpage.render(build_parser(), "2026-01-01")
     assert page.startswith('.TH GCD 1 "2026-01-01"')
     for command in ("plan", "run", "daemon", "check", "hold", "release"):
         assert f".SS gcd {command}\n" in page
