@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from tests.integration.daemon_process import DaemonProcess
 from tests.integration.engines import engine_for, selected_engine
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
+from tests.integration.loop_disk import loop_filesystem
 from tests.integration.state_seed import engine_state
 
 MiB = 2**20
@@ -26,16 +26,8 @@ NEVER = "0 0 1 1 *"  # cron: only the disk check triggers cycles in these tests
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     if shutil.which("mkfs.ext4") is None:
         pytest.skip("mkfs.ext4 is missing (e2fsprogs)")
-    backing = tmp_path / "disk.img"
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    subprocess.run(["truncate", "-s", "600M", str(backing)], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(backing)], check=True)
-    subprocess.run(["mount", "-o", "loop", str(backing), str(mount)], check=True)
-    try:
+    with loop_filesystem(tmp_path, "600M") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.system import nspawn
+import pytest
+
+from tests.system import host_engine, nspawn
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_TOOLS = ("dpkg-buildpackage", "dh", "dh_virtualenv", "lintian", "dpkg-deb")
@@ -36,6 +38,12 @@ def unavailable_reason() -> str | None:
     if missing:
         return f"missing {', '.join(missing)}: run scripts/bootstrap"
     return nspawn.unavailable_reason()
+
+
+def needs_package_and_engine() -> pytest.MarkDecorator:
+    """Skip unless the package can be built here and the host engine can run."""
+    reason = unavailable_reason() or host_engine.unavailable_reason()
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
 def _check(

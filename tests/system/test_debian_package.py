@@ -22,14 +22,7 @@ from tests.system.debian_package import Packages
 from tests.system.host_engine import HostEngine
 from tests.system.nspawn import Container, wait_for
 
-pytestmark = [
-    pytest.mark.system,
-    pytest.mark.skipif(
-        (reason := debian_package.unavailable_reason() or host_engine.unavailable_reason())
-        is not None,
-        reason=reason or "",
-    ),
-]
+pytestmark = [pytest.mark.system, debian_package.needs_package_and_engine()]
 
 REPO = debian_package.REPO
 POLICY = "/etc/gcd/policy.yaml"

@@ -40,6 +40,7 @@ from gcd.host.disk import measure
 from tests.integration.daemon_process import DaemonProcess
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import image, layer, load
+from tests.integration.loop_disk import loop_filesystem
 from tests.integration.proxy import EngineProxy, Fault
 from tests.system import monitoring
 from tests.system.monitoring import FAST_FOR_SECONDS, Stack, wait_until
@@ -80,15 +81,8 @@ def timer_run(host: str, policy_path: Path, state: Path, textfiles: Path) -> Non
 
 @pytest.fixture
 def loop_disk(tmp_path: Path) -> Iterator[Path]:
-    backing, mount = tmp_path / "disk.img", tmp_path / "mnt"
-    mount.mkdir()
-    subprocess.run(["truncate", "-s", "300M", str(backing)], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(backing)], check=True)
-    subprocess.run(["mount", "-o", "loop", str(backing), str(mount)], check=True)
-    try:
+    with loop_filesystem(tmp_path, "300M") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 class Hosts:
