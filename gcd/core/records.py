@@ -119,6 +119,9 @@ class Image:
     labels: Mapping[str, str] = field(default_factory=dict)
     last_used: datetime | None = None
     """None: gcd never saw a container use it."""
+    parent: str = ""
+    """The listing's `ParentId`: a classic-builder step's image this one was built on (its
+    untagged parents go with their last child), "" for BuildKit, pulled and loaded images."""
     age_from: AgeStart = field(default=AgeStart.RECORDED, compare=False)
     """What `seen_at` was started from (`gcd.core.ages`): how it was read, not what the image
     is, so two readings of one image are equal."""

@@ -30,6 +30,7 @@ Labels = dict[str, str] | None
 class _Image(TypedDict, total=False):
     __pydantic_config__ = _OPEN  # type: ignore[misc]
     Id: Required[str]
+    ParentId: str | None
     Size: int | None
     RepoTags: list[str] | None
     RepoDigests: list[str] | None

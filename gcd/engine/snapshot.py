@@ -250,6 +250,7 @@ def take_snapshot(
                 labels={str(k): str(v) for k, v in (raw.get("Labels") or {}).items()},
                 last_used=state.last_used(image_id),
                 age_from=age_from,
+                parent=raw.get("ParentId") or "",
             )
         )
     layer_store.retain({image.id for image in images})

@@ -12,6 +12,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from gcd.engine.client import Engine
+from gcd.engine.snapshot import take_snapshot
+from gcd.host.state import State
 from tests.integration.gcd_command import gcd
 from tests.integration.harness import PrivateEngine
 from tests.integration.images import BUSYBOX, image, layer, load
@@ -119,6 +122,15 @@ def test_classic_build_parents_are_shown_and_the_plans_bytes_add_up(
         if not i.get("RepoTags") or i["RepoTags"] == ["<none>:<none>"]
     ]
     assert parents, "the classic builder left no parent images"
+    # What keeps the executor from deleting the two beside each other (their parents' walks
+    # would race): both are read as children of one chain.
+    probe = take_snapshot(
+        Engine(clean_engine.host), State.load(tmp_path / "probe"), datetime.now(UTC)
+    )
+    children = [i for i in probe.images if i.tags]
+    assert len(children) == 2
+    assert all(i.parent for i in children), children
+    assert children[0].layers[0] == children[1].layers[0]
     state_dir = tmp_path / "state"
     state_dir.mkdir(mode=0o700)
     state = engine_state(api, state_dir)

@@ -149,6 +149,8 @@ class FakeImage:
     """The listed `Size`; the sum of the layers when None."""
     history: list[dict[str, Any]] | None = None
     """`GET /history` as the engine sends it; made from the layers when None."""
+    parent: str = ""
+    """`ParentId`: the classic builder's previous step's image ("" for any other image)."""
 
     @property
     def chains(self) -> list[str]:
@@ -581,7 +583,7 @@ class FakeEngine:
             listed.append(
                 {
                     "Id": image.id,
-                    "ParentId": "",
+                    "ParentId": image.parent,
                     "RepoTags": tags,
                     "RepoDigests": digests or None,
                     "Created": image.created,

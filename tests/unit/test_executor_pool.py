@@ -5,13 +5,15 @@ engine and pace ending or narrowing a pooled run as they do a sequential one."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from structlog.testing import capture_logs
 
 from gcd.core.kind import Kind
+from gcd.core.records import Image
 from gcd.engine.executor import Deadline, Pacer, execute
 from gcd.engine.outcomes import OutcomeStatus
-from tests.unit.builders import image
+from tests.unit.builders import image, image_id
 from tests.unit.fake_engine import FakeEngine, conflict, unreachable
 from tests.unit.test_executor_fake import docker, id_of, planned, planned_ids, statuses
 
@@ -56,6 +58,46 @@ def test_a_409_from_the_sibling_race_for_an_image_the_engine_deleted_is_removed(
     (outcome,) = [o for o in report.outcomes if id_of(o) == raced]
     assert "concurrent deletion's 409" in outcome.detail
     assert outcome.freed_bytes > 0
+
+
+def test_two_children_of_one_classic_build_chain_are_never_deleted_beside_each_other() -> None:
+    """Their untagged parents go with the last of them, and two parent walks at once answer
+    404 or 500 for a child the engine deleted (engine-facts §7). Images of another chain, and
+    images without a parent, still go beside them."""
+    engine = pooled()
+    chain = ("layer-busybox", "layer-token")
+
+    def built(tag: str, *layers: str) -> Image:
+        return replace(image(tag, layers=layers), parent=image_id(f"step-of-{tag}"))
+
+    first = built("x/tool:a", *chain, "layer-a")
+    other = built("x/other:1", "layer-other")
+    loaded = image("x/loaded:1")
+    second = built("x/tool:b", *chain, "layer-b")
+    order = [first.id, other.id, loaded.id, second.id]
+    plan = planned(engine, first, other, loaded, second)
+    plan = replace(
+        plan, decisions=tuple(sorted(plan.decisions, key=lambda d: order.index(d.key.id)))
+    )
+    beside_first = threading.Barrier(3, timeout=10)  # the other chain and the loaded image
+    second_started = threading.Event()
+    first_gone_then: list[bool] = []
+
+    def hold_first() -> None:
+        beside_first.wait()
+        second_started.wait(0.3)  # long enough for a second started beside it to arrive
+
+    def start_second() -> None:
+        first_gone_then.append(first.id not in engine.images)
+        second_started.set()
+
+    engine.before("inspect_image", hold_first, arg=first.id)
+    engine.before("inspect_image", beside_first.wait, arg=other.id)
+    engine.before("inspect_image", beside_first.wait, arg=loaded.id)
+    engine.before("inspect_image", start_second, arg=second.id)
+    report = execute(plan, engine)
+    assert statuses(report) == [REMOVED] * 4
+    assert first_gone_then == [True]
 
 
 def test_a_real_conflict_in_a_pool_is_tried_once_more_and_stays_a_conflict() -> None:

@@ -50,7 +50,7 @@ def state(tmp_path: Path) -> State:
 
 
 class TestImages:
-    def test_an_image_is_read_with_its_tags_digests_labels_created_and_size(
+    def test_an_image_is_read_with_its_tags_digests_labels_created_size_and_parent(
         self, state: State
     ) -> None:
         engine = FakeEngine()
@@ -62,9 +62,11 @@ class TestImages:
             labels={"gc.keep": "true"},
             created=0,
             size=1234,
+            parent=digest_of("step"),
         )
         image = only(take(engine, state))
         assert image.id == loaded.id
+        assert image.parent == digest_of("step")
         assert [t.familiar for t in image.tags] == ["x/app:1", "localhost:5000/x/app:1"]
         assert [d.familiar for d in image.digests] == ["x/app@sha256:" + "d" * 64]
         assert image.labels == {"gc.keep": "true"}
