@@ -30,12 +30,12 @@ import structlog
 
 from gcd.core.kind import Kind
 from gcd.core.plan import Decision, Plan
-from gcd.core.records import Image
 from gcd.core.rules import RuleId
 from gcd.engine import orphans
 from gcd.engine.api import EngineApi
 from gcd.engine.kinds import build_cache, containers, images, networks, volumes
 from gcd.engine.outcomes import ATTENTION, Outcome, OutcomeStatus, Removal, Report, Verdict
+from gcd.engine.parent_walks import Chain
 from gcd.errors import EngineUnreachableError, RunRefusedError
 
 __all__ = ["ADAPTERS", "Deadline", "Pacer", "execute"]
@@ -194,11 +194,12 @@ def execute(
     deleted 1.5–1.9× faster with 4 concurrent requests on 2 cores and no faster with 8,
     engine-facts §7; 1 where the engine does not say, and whenever `safety.pace` paces images):
     each is started in plan order, after the same checks as a single one (stop, deadline,
-    pace), and its outcome reported in plan order; a classic-build child first waits for a
-    sibling of its parent chain in flight (`_lineage`). A stop, the deadline or a lost engine lets
-    the ones in flight finish (at most `removal_workers - 1` beyond the object in progress)
-    and starts no more. A 409 of a deletion that ran beside others is tried again once they
-    are done (`_after_siblings`), also after a stop: it finishes a deletion in flight.
+    pace), and its outcome reported in plan order; an image first waits for the deletions in
+    flight it could race with in the engine's parent walk (`gcd.engine.parent_walks`). A stop, the
+    deadline or a lost engine lets the ones in flight finish (at most `removal_workers - 1`
+    beyond the object in progress) and starts no more. A 409 of a deletion that ran beside
+    others is tried again once they are done (`_after_siblings`), also after a stop: it
+    finishes a deletion in flight.
 
     `relieved` closes the loop of the disk budget: after the deletions of each kind it is
     asked whether the disk is below its low watermark now (measured, not predicted); when it
@@ -227,28 +228,6 @@ def execute(
 
 
 _Pending = Verdict | Future[tuple[Verdict, str | None]]
-_UNKNOWN_CHAIN = "?"
-
-
-def _lineage(decision: Decision) -> str | None:
-    """What a classic-build child's parent chain is known by: its bottom layer, which every
-    image of the chain has first. None for an image without a parent. Two children of one
-    chain are never deleted beside each other: the engine walks each one's untagged parents
-    after deleting it, and two walks at once can answer 404, 409 or 500 for a child they did
-    delete (seen on 20.10: the run counted one child's bytes) or, by moby's source, each
-    leave the parents to the other. `_UNKNOWN_CHAIN` when the layers are an estimate."""
-    image = decision.subject
-    if not isinstance(image, Image) or not image.parent:
-        return None
-    if not image.layers or image.layers[0] == image.id:
-        return _UNKNOWN_CHAIN
-    return image.layers[0]
-
-
-def _same_chain(one: str | None, other: str | None) -> bool:
-    if one is None or other is None:
-        return False
-    return one == other or _UNKNOWN_CHAIN in (one, other)
 
 
 _threads = itertools.count(1)
@@ -306,14 +285,15 @@ class _Run:
             self.settle(room=self.workers - 1)
             verdict = self.gate(position, decision)
             if verdict is None and self.workers > 1 and decision.key.kind is Kind.IMAGE:
-                chain = _lineage(decision)
-                wait(
-                    [
-                        f
-                        for _, d, f in self.window
-                        if isinstance(f, Future) and _same_chain(chain, _lineage(d))
-                    ]
-                )
+                chain = Chain.of(decision)
+                if chain is not None:
+                    wait(
+                        [
+                            f
+                            for _, d, f in self.window
+                            if isinstance(f, Future) and chain.races(Chain.of(d))
+                        ]
+                    )
                 running = [p for p, _, f in self.window if isinstance(f, Future) and not f.done()]
                 if running:
                     self.crowded.update((*running, position))

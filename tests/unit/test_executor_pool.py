@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+import pytest
 from structlog.testing import capture_logs
 
 from gcd.core.kind import Kind
@@ -60,20 +61,38 @@ def test_a_409_from_the_sibling_race_for_an_image_the_engine_deleted_is_removed(
     assert outcome.freed_bytes > 0
 
 
-def test_two_children_of_one_classic_build_chain_are_never_deleted_beside_each_other() -> None:
-    """Their untagged parents go with the last of them, and two parent walks at once answer
-    404 or 500 for a child the engine deleted (engine-facts §7). Images of another chain, and
-    images without a parent, still go beside them."""
+CHAIN = ("layer-busybox", "layer-token")
+
+
+def built(tag: str, *layers: str) -> Image:
+    """A classic build's image: on a previous step's image (`ParentId`)."""
+    return replace(image(tag, layers=layers), parent=image_id(f"step-of-{tag}"))
+
+
+def estimated(made: Image) -> Image:
+    """Its layers unknown: the snapshot's estimate names the image itself."""
+    return replace(made, layers=(made.id,))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (built("x/tool:a", *CHAIN, "layer-a"), built("x/tool:b", *CHAIN, "layer-b")),
+        (image("x/base:1", layers=CHAIN[:1]), built("x/tool:c", *CHAIN, "layer-c")),
+        (built("x/tool:d", *CHAIN, "layer-d"), estimated(built("x/odd:1", "layer-odd"))),
+    ],
+    ids=["two children of one chain", "its base image and a child", "layers unknown"],
+)
+def test_images_whose_parent_walks_could_race_are_never_deleted_beside_each_other(
+    first: Image, second: Image
+) -> None:
+    """The engine deletes a child's untagged parents with it, and two parent walks at once
+    (or a walk and the parent's own delete) answer 404 or 500 for a child the engine
+    deleted (engine-facts §7). Images of another chain, and images without a parent, still
+    go beside them."""
     engine = pooled()
-    chain = ("layer-busybox", "layer-token")
-
-    def built(tag: str, *layers: str) -> Image:
-        return replace(image(tag, layers=layers), parent=image_id(f"step-of-{tag}"))
-
-    first = built("x/tool:a", *chain, "layer-a")
     other = built("x/other:1", "layer-other")
     loaded = image("x/loaded:1")
-    second = built("x/tool:b", *chain, "layer-b")
     order = [first.id, other.id, loaded.id, second.id]
     plan = planned(engine, first, other, loaded, second)
     plan = replace(
