@@ -27,12 +27,18 @@ def pooled(workers: int = 4) -> FakeEngine:
     return engine
 
 
+def deleting_threads(engine: FakeEngine) -> set[str]:
+    """The names of the threads the image removals are sent from, filled as they are."""
+    threads: set[str] = set()
+    engine.before("remove_image", lambda: threads.add(threading.current_thread().name), times=None)
+    return threads
+
+
 def test_images_are_deleted_on_several_threads_and_reported_in_plan_order() -> None:
     engine = pooled()
     images = [image(f"x/pool:{n}") for n in range(12)]
     plan = planned(engine, *images)
-    threads: set[str] = set()
-    engine.before("remove_image", lambda: threads.add(threading.current_thread().name), times=None)
+    threads = deleting_threads(engine)
     report = execute(plan, engine)
     assert [id_of(o) for o in report.outcomes] == planned_ids(plan)
     assert statuses(report) == [REMOVED] * 12
@@ -180,8 +186,7 @@ def test_paced_images_are_deleted_one_at_a_time() -> None:
     engine = pooled()
     images = [image(f"x/paced:{n}") for n in range(3)]
     plan = planned(engine, *images)
-    threads: set[str] = set()
-    engine.before("remove_image", lambda: threads.add(threading.current_thread().name), times=None)
+    threads = deleting_threads(engine)
     pacer = Pacer({Kind.IMAGE: 1000.0}, None, None)
     assert execute(plan, engine, pacer=pacer).count(REMOVED) == 3
     assert threads == {threading.current_thread().name}
